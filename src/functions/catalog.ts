@@ -1,0 +1,17 @@
+/**
+ * The FL functions this package ships, by name, and where each one's code lives. A provider deploys code from here;
+ * each module is a platform-neutral handler `(params, context) => Promise<object>` and can be deployed alone.
+ */
+import type { FunctionCode } from '../runtime/protocol.js';
+
+const here = (file: string): FunctionCode => ({ module: new URL(file, import.meta.url).href, exportName: 'handler' });
+
+export const FUNCTION_CATALOG: Readonly<Record<string, FunctionCode>> = {
+  fl_server_init: here('./fl-server-init.js'),
+  fl_client: here('./fl-client.js'),
+  fl_server_aggregator: here('./fl-server-aggregator.js'),
+};
+
+export function functionCode(name: string): FunctionCode | undefined {
+  return FUNCTION_CATALOG[name];
+}

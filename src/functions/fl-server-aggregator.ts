@@ -1,0 +1,39 @@
+/**
+ * fl_server_aggregator: FedAvg over the round's client updates (weighted by sample count, summed in client-id order),
+ * evaluation of the new global model on the test set, and the new global weights into the store.
+ */
+import { fedAvg } from '../fl/fedavg.js';
+import { loadDataset } from '../ml/datasets.js';
+import { evaluate, initEngine } from '../ml/index.js';
+import type { InvocationContext } from '../runtime/protocol.js';
+import { FunctionParamsError, requireFields, type AggregatorParams } from './params.js';
+import { storeFor } from './shared.js';
+
+export async function handler(raw: Record<string, unknown>, _ctx: InvocationContext): Promise<Record<string, unknown>> {
+  const p = requireFields<AggregatorParams>(raw, ['runId', 'store', 'dataset', 'model', 'round', 'clientIds'], 'fl_server_aggregator');
+  const t0 = performance.now();
+  await initEngine();
+  const store = await storeFor(p.store);
+  const updates = await store.getClientUpdates(p.runId, p.round, p.clientIds);
+  const have = new Set(updates.map((u) => u.clientId));
+  const missing = p.clientIds.filter((c) => !have.has(c));
+  if (missing.length) throw new FunctionParamsError(`fl_server_aggregator: round ${p.round} has no update from client(s) ${missing.join(', ')}`);
+  const global = fedAvg(updates);
+  const aggSeconds = (performance.now() - t0) / 1000;
+  const data = await loadDataset(p.dataset);
+  const t1 = performance.now();
+  const { accuracy, loss } = await evaluate(p.model, global, data.test);
+  const evalSeconds = (performance.now() - t1) / 1000;
+  await store.putGlobalWeights(p.runId, p.round, global);
+  return {
+    round: p.round,
+    accuracy,
+    loss,
+    clients: updates.length,
+    samples: updates.reduce((s, u) => s + u.numSamples, 0),
+    testSamples: data.test.n,
+    aggSeconds,
+    evalSeconds,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}

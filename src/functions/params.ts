@@ -1,0 +1,50 @@
+/**
+ * What the keeper sends each FL function. Plain JSON-able data: a function is deployable alone and gets everything
+ * it needs (where the store is, which dataset, which model) in its invocation parameters.
+ */
+import type { PartitionSpec } from '../fl/partition.js';
+import type { DatasetSpec } from '../ml/datasets.js';
+import type { StoreSpec } from '../store/types.js';
+
+export interface ModelParamsSpec {
+  model: 'cnn' | 'mnistnn';
+  inputShape: [number, number, number];
+  hiddenSize: number;
+  numClasses: number;
+}
+
+export interface CommonParams {
+  runId: string;
+  store: StoreSpec;
+  dataset: DatasetSpec;
+  model: ModelParamsSpec;
+}
+
+export interface InitParams extends CommonParams {
+  numClients: number;
+  partition: PartitionSpec;
+  seed: number;
+}
+
+export interface ClientParams extends CommonParams {
+  round: number;
+  clientId: number;
+  attempt: number;
+  train: { optimizer: 'adam' | 'sgd' | 'nadam'; lr: number; localEpochs: number; batchSize: number; seed: number };
+}
+
+export interface AggregatorParams extends CommonParams {
+  round: number;
+  clientIds: number[];
+}
+
+/** Bad parameters: the caller's fault, reported as an application error. */
+export class FunctionParamsError extends Error {
+  override name = 'FunctionParamsError';
+}
+
+export function requireFields<T>(params: Record<string, unknown>, fields: string[], fn: string): T {
+  const missing = fields.filter((f) => params[f] === undefined || params[f] === null);
+  if (missing.length) throw new FunctionParamsError(`${fn}: missing parameter(s) ${missing.join(', ')}`);
+  return params as T;
+}

@@ -1,0 +1,355 @@
+/**
+ * The Keeper: the only orchestrator. It deploys the FL functions through the providers, initialises the run,
+ * drives the rounds (select clients with the seed, invoke them without blocking, track every activation, re-invoke
+ * failed ones, aggregate), stops at the target accuracy or max_rounds, writes the run directory, and removes the
+ * functions when asked.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import YAML from 'yaml';
+import { redactConfig } from '../config/index.js';
+import type { FedKeeperConfig } from '../config/types.js';
+import { encodeWeights } from '../fl/codec.js';
+import { hashSeed } from '../fl/rng.js';
+import { selectClients } from '../fl/selection.js';
+import type { AggregatorParams, ClientParams, CommonParams, InitParams } from '../functions/params.js';
+import { openStore } from '../store/index.js';
+import type { ParameterStore } from '../store/types.js';
+import { RunDirectory } from '../telemetry/run-dir.js';
+import { BadInputError, RunFailedError } from './errors.js';
+import { buildPlan, type DeploymentPlan } from './plan.js';
+import { preflight, type Preflight } from './preflight.js';
+import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
+
+export type ProgressEvent =
+  | { kind: 'run_started'; runId: string; runDir: string; maxRounds: number; clientsPerRound: number }
+  | { kind: 'init_done'; seconds: number; engine: string }
+  | { kind: 'round_started'; round: number; maxRounds: number; selected: number }
+  | { kind: 'client_done'; round: number; done: number; selected: number; failed: number }
+  | { kind: 'round_done'; round: number; maxRounds: number; accuracy: number; loss: number; best: number; totalSeconds: number };
+
+export interface KeeperOptions {
+  /** Directory for local state (deployment records of local clusters); default ".fedkeeper". */
+  stateDir?: string;
+  onProgress?: (e: ProgressEvent) => void;
+  /** Attempts per client invocation before the round fails. */
+  maxAttempts?: number;
+}
+
+export interface RunSummary {
+  name: string;
+  run_id: string;
+  run_dir: string;
+  status: 'completed' | 'failed';
+  rounds: number;
+  final_accuracy: number | null;
+  final_loss: number | null;
+  best_accuracy: number | null;
+  target_accuracy: number;
+  reached_target: boolean;
+  wall_s: number;
+  clients_total: number;
+  clients_per_round: number;
+  invocations: number;
+  retries: number;
+  failures: number;
+  final_weights_sha256: string | null;
+  [key: string]: unknown;
+}
+
+export class Keeper {
+  private readonly plan: DeploymentPlan;
+  private readonly opts: Required<Pick<KeeperOptions, 'stateDir' | 'maxAttempts'>> & KeeperOptions;
+
+  constructor(
+    private readonly cfg: FedKeeperConfig,
+    opts: KeeperOptions = {},
+  ) {
+    this.opts = { stateDir: '.fedkeeper', maxAttempts: 3, ...opts };
+    this.plan = buildPlan(cfg, this.opts.stateDir);
+  }
+
+  /** Creates (or updates) every function of the plan on its cluster. */
+  async deploy(): Promise<string[]> {
+    const done: string[] = [];
+    for (const [cluster, specs] of this.plan.specs) {
+      const p = this.plan.providers.get(cluster)!;
+      for (const s of specs) {
+        await p.deploy(s);
+        done.push(`${p.platform}:${cluster}/${s.name}`);
+      }
+    }
+    return done;
+  }
+
+  /** Deletes every function of the plan from its cluster. */
+  async remove(): Promise<string[]> {
+    const done: string[] = [];
+    for (const [cluster, specs] of this.plan.specs) {
+      const p = this.plan.providers.get(cluster)!;
+      for (const s of specs) {
+        await p.remove(s.name);
+        done.push(`${p.platform}:${cluster}/${s.name}`);
+      }
+    }
+    return done;
+  }
+
+  /** Releases provider processes and connections. */
+  async close(): Promise<void> {
+    await Promise.all([...this.plan.providers.values()].map((p) => p.close()));
+  }
+
+  /** deploy → start → remove. */
+  async run(): Promise<RunSummary> {
+    await this.deploy();
+    try {
+      return await this.start();
+    } finally {
+      await this.remove();
+    }
+  }
+
+  /** Runs the FL experiment on the deployed functions. */
+  async start(): Promise<RunSummary> {
+    const fl = this.cfg.scenarios.federated_learning;
+    const pre = await preflight(this.cfg);
+    await this.checkDeployed();
+    const store = await openStore({ type: fl.store.type, path: path.resolve(fl.store.path) });
+    const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
+    const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
+    try {
+      return await this.execute(store, runId, runDir, pre);
+    } finally {
+      await store.close();
+    }
+  }
+
+  private async checkDeployed(): Promise<void> {
+    for (const [cluster, specs] of this.plan.specs) {
+      const p = this.plan.providers.get(cluster)!;
+      const have = new Set(await p.list());
+      const missing = specs.filter((s) => !have.has(s.name)).map((s) => s.name);
+      if (missing.length) {
+        throw new BadInputError(`${p.platform} cluster ${cluster}: function(s) ${missing.join(', ')} not deployed; run \`fedkeeper deploy -c CONFIG\` first`);
+      }
+    }
+  }
+
+  private async execute(store: ParameterStore, runId: string, runDir: RunDirectory, pre: Preflight): Promise<RunSummary> {
+    const cfg = this.cfg;
+    const fl = cfg.scenarios.federated_learning;
+    const t0 = Date.now();
+    const progress = this.opts.onProgress ?? (() => {});
+    const tracker = new ActivationTracker(store, runDir, runId);
+    const common: CommonParams = { runId, store: { type: fl.store.type, path: path.resolve(fl.store.path) }, dataset: pre.dataset, model: pre.model };
+    const server = this.plan.providers.get(this.plan.serverCluster)!;
+    const counters = { retries: 0, failures: 0 };
+
+    runDir.writeText('config.yaml', YAML.stringify(redactConfig(cfg)));
+    await store.createRun({ runId, name: cfg.name, configJson: JSON.stringify(redactConfig(cfg)), status: 'running', createdAt: t0, updatedAt: t0 });
+    runDir.event('run_started', { run_id: runId, name: cfg.name, seed: fl.seed, clients_total: fl.clients_info.total_num_clients, clients_per_round: fl.clients_info.num_clients_per_round });
+    progress({ kind: 'run_started', runId, runDir: runDir.dir, maxRounds: fl.max_rounds, clientsPerRound: fl.clients_info.num_clients_per_round });
+
+    const summary: RunSummary = {
+      name: cfg.name,
+      run_id: runId,
+      run_dir: runDir.dir,
+      status: 'failed',
+      rounds: 0,
+      final_accuracy: null,
+      final_loss: null,
+      best_accuracy: null,
+      target_accuracy: fl.target_accuracy,
+      reached_target: false,
+      wall_s: 0,
+      clients_total: fl.clients_info.total_num_clients,
+      clients_per_round: fl.clients_info.num_clients_per_round,
+      invocations: 0,
+      retries: 0,
+      failures: 0,
+      final_weights_sha256: null,
+      seed: fl.seed,
+      model: pre.model.model,
+      optimizer: fl.model_params.optim,
+      dataset: pre.dataset.dataset === 'mnist' ? 'mnist-embedded' : pre.dataset.train_images_url,
+      train_samples: pre.trainSamples,
+      partition: fl.data_sampling.partition,
+      started_at: new Date(t0).toISOString(),
+    };
+    const finishSummary = async (status: 'completed' | 'failed', error?: string) => {
+      summary.status = status;
+      summary.wall_s = (Date.now() - t0) / 1000;
+      summary.invocations = tracker.invocations;
+      summary.retries = counters.retries;
+      summary.failures = counters.failures;
+      summary.finished_at = new Date().toISOString();
+      if (error) summary.error = error;
+      const final = await store.getGlobalWeights(runId, summary.rounds);
+      if (final && summary.rounds > 0) summary.final_weights_sha256 = createHash('sha256').update(encodeWeights(final)).digest('hex');
+      runDir.summary(summary);
+      await store.setRunStatus(runId, status);
+      runDir.event('run_done', { status, rounds: summary.rounds, final_accuracy: summary.final_accuracy, wall_s: summary.wall_s, ...(error ? { error } : {}) });
+    };
+
+    try {
+      // Server init: initial weights and partitions into the store.
+      const initStart = Date.now();
+      const init = await this.invokeAndWait(tracker, { provider: server, functionName: 'fl_server_init', params: { ...common, numClients: fl.clients_info.total_num_clients, partition: pre.partition, seed: fl.seed } satisfies InitParams as unknown as Record<string, unknown>, round: 0, clientId: -1, attempt: 1 }, counters);
+      summary.engine = init.result.engine;
+      summary.parameters = init.result.parameters;
+      progress({ kind: 'init_done', seconds: (Date.now() - initStart) / 1000, engine: String(init.result.engine) });
+
+      let best = -Infinity;
+      for (let round = 1; round <= fl.max_rounds; round++) {
+        const r = await this.runRound(round, common, tracker, runDir, counters, progress);
+        summary.rounds = round;
+        summary.final_accuracy = r.accuracy;
+        summary.final_loss = r.loss;
+        best = Math.max(best, r.accuracy);
+        summary.best_accuracy = best;
+        progress({ kind: 'round_done', round, maxRounds: fl.max_rounds, accuracy: r.accuracy, loss: r.loss, best, totalSeconds: r.totalSeconds });
+        if (r.accuracy >= fl.target_accuracy) {
+          summary.reached_target = true;
+          runDir.event('target_reached', { round, accuracy: r.accuracy, target: fl.target_accuracy });
+          break;
+        }
+      }
+      await finishSummary('completed');
+      return summary;
+    } catch (e) {
+      if ((e as { exitCode?: number }).exitCode === 2 && summary.rounds === 0) {
+        // The input was wrong and nothing useful was produced: leave no half-written run behind.
+        runDir.discard();
+        await store.deleteRun(runId);
+        throw e;
+      }
+      await finishSummary('failed', (e as Error).message);
+      throw e;
+    }
+  }
+
+  private async runRound(
+    round: number,
+    common: CommonParams,
+    tracker: ActivationTracker,
+    runDir: RunDirectory,
+    counters: { retries: number; failures: number },
+    progress: (e: ProgressEvent) => void,
+  ): Promise<{ accuracy: number; loss: number; totalSeconds: number }> {
+    const fl = this.cfg.scenarios.federated_learning;
+    const mp = fl.model_params;
+    const selected = selectClients(fl.clients_info.total_num_clients, fl.clients_info.num_clients_per_round, fl.seed, round);
+    const before = { ...counters };
+    runDir.event('round_started', { round, selected });
+    progress({ kind: 'round_started', round, maxRounds: fl.max_rounds, selected: selected.length });
+    const tStart = Date.now();
+
+    const request = (clientId: number, attempt: number): InvocationRequest => {
+      const params: ClientParams = {
+        ...common,
+        round,
+        clientId,
+        attempt,
+        train: { optimizer: mp.optim, lr: mp.lr, localEpochs: mp.local_epochs, batchSize: fl.data_sampling.batch_size, seed: hashSeed(fl.seed, 'train', round, clientId) },
+      };
+      const provider = this.plan.providers.get(this.plan.placement[clientId]!)!;
+      return { provider, functionName: fl.clients_info.client_functions[0]!, params: params as unknown as Record<string, unknown>, round, clientId, attempt };
+    };
+
+    // Invoke every selected client without blocking; each promise re-invokes its client on failure.
+    let done = 0;
+    let failed = 0;
+    const pending: Promise<FinishedInvocation>[] = [];
+    for (const clientId of selected) {
+      const first = (await tracker.invoke(request(clientId, 1))).done;
+      pending.push(
+        this.withRetries(first, tracker, request, counters).then((f) => {
+          done++;
+          progress({ kind: 'client_done', round, done, selected: selected.length, failed });
+          return f;
+        }, (e) => {
+          failed++;
+          throw e;
+        }),
+      );
+    }
+    const tInvoked = Date.now();
+    const results = await Promise.all(pending);
+    const tTrained = Date.now();
+
+    const server = this.plan.providers.get(this.plan.serverCluster)!;
+    const agg = await this.invokeAndWait(
+      tracker,
+      { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: selected } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1 },
+      counters,
+    );
+    const tEnd = Date.now();
+    const accuracy = Number(agg.result.accuracy);
+    const loss = Number(agg.result.loss);
+    runDir.round({
+      round,
+      accuracy,
+      loss,
+      invoke_s: (tInvoked - tStart) / 1000,
+      train_s: (tTrained - tInvoked) / 1000,
+      agg_s: (tEnd - tTrained) / 1000,
+      total_s: (tEnd - tStart) / 1000,
+      clients: selected.length,
+      samples: results.reduce((s, r) => s + Number(r.result.numSamples ?? 0), 0),
+      retries: counters.retries - before.retries,
+      failures: counters.failures - before.failures,
+    });
+    runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
+    return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
+  }
+
+  /** Follows an invocation; on failure re-invokes the same client up to maxAttempts. */
+  private async withRetries(
+    first: Promise<FinishedInvocation>,
+    tracker: ActivationTracker,
+    request: (clientId: number, attempt: number) => InvocationRequest,
+    counters: { retries: number; failures: number },
+  ): Promise<FinishedInvocation> {
+    let f = await first;
+    while (!f.ok) {
+      counters.failures++;
+      this.badInputFromFunction(f);
+      if (f.request.attempt >= this.opts.maxAttempts) {
+        throw new RunFailedError(
+          `client ${f.request.clientId} failed ${f.request.attempt} time(s) in round ${f.request.round} on ${f.request.provider.platform}:${f.request.provider.cluster}: ${f.record.error}`,
+        );
+      }
+      counters.retries++;
+      f = await (await tracker.invoke(request(f.request.clientId, f.request.attempt + 1))).done;
+    }
+    return f;
+  }
+
+  private async invokeAndWait(tracker: ActivationTracker, req: InvocationRequest, counters: { retries: number; failures: number }): Promise<FinishedInvocation> {
+    let f = await (await tracker.invoke(req)).done;
+    while (!f.ok) {
+      counters.failures++;
+      this.badInputFromFunction(f);
+      if (f.request.attempt >= this.opts.maxAttempts) {
+        throw new RunFailedError(`${req.functionName} failed ${f.request.attempt} time(s) on ${req.provider.platform}:${req.provider.cluster}: ${f.record.error}`);
+      }
+      counters.retries++;
+      f = await (await tracker.invoke({ ...req, attempt: f.request.attempt + 1 })).done;
+    }
+    return f;
+  }
+
+  /** A function that failed because of the user's input (bad dataset …) is not retried: it would fail again. */
+  private badInputFromFunction(f: FinishedInvocation): void {
+    if (f.result.errorCode === 'bad_input') {
+      throw new BadInputError(`${f.request.functionName} on ${f.request.provider.platform}:${f.request.provider.cluster}: ${f.record.error}`);
+    }
+  }
+}
+
+function timestamp(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}

@@ -1,0 +1,125 @@
+/**
+ * ActivationTracker: every invocation the keeper makes goes through here. It invokes through the provider (getting
+ * an activation id at once), records the activation in the store as it changes (so the history survives the
+ * keeper), polls the platform until the activation ends, and writes its row into the run directory.
+ */
+import type { Activation, Provider } from '../providers/types.js';
+import type { ActivationRecord, ParameterStore } from '../store/types.js';
+import type { RunDirectory } from '../telemetry/run-dir.js';
+
+export interface InvocationRequest {
+  provider: Provider;
+  functionName: string;
+  params: Record<string, unknown>;
+  round: number;
+  /** -1 for server functions. */
+  clientId: number;
+  attempt: number;
+}
+
+export interface FinishedInvocation {
+  request: InvocationRequest;
+  record: ActivationRecord;
+  activation: Activation;
+  ok: boolean;
+  result: Record<string, unknown>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class ActivationTracker {
+  invocations = 0;
+
+  constructor(
+    private readonly store: ParameterStore,
+    private readonly runDir: RunDirectory,
+    private readonly runId: string,
+    private readonly pollMs = { min: 20, max: 250 },
+  ) {}
+
+  /** Invokes without blocking: resolves once the platform gave an activation id, with a promise for its end. */
+  async invoke(req: InvocationRequest): Promise<{ activationId: string; done: Promise<FinishedInvocation> }> {
+    const activationId = await req.provider.invoke(req.functionName, req.params);
+    this.invocations++;
+    const record: ActivationRecord = {
+      activationId,
+      runId: this.runId,
+      round: req.round,
+      clientId: req.clientId,
+      functionName: req.functionName,
+      platform: req.provider.platform,
+      cluster: req.provider.cluster,
+      attempt: req.attempt,
+      startTime: Date.now(),
+      endTime: null,
+      status: 'running',
+      coldStart: false,
+    };
+    await this.store.putActivation(record);
+    this.runDir.event('invoked', { round: req.round, client_id: req.clientId, function: req.functionName, cluster: req.provider.cluster, activation_id: activationId, attempt: req.attempt });
+    return { activationId, done: this.follow(req, record) };
+  }
+
+  private async follow(req: InvocationRequest, record: ActivationRecord): Promise<FinishedInvocation> {
+    let wait = this.pollMs.min;
+    for (;;) {
+      const a = await req.provider.activation(record.activationId);
+      if (a && a.status !== 'running') return this.finish(req, record, a);
+      if (!a) {
+        return this.finish(req, record, {
+          activationId: record.activationId,
+          functionName: req.functionName,
+          status: 'lost',
+          startTime: record.startTime,
+          endTime: Date.now(),
+          coldStart: false,
+          result: { error: `cluster ${req.provider.cluster} no longer knows activation ${record.activationId}` },
+        });
+      }
+      await sleep(wait);
+      wait = Math.min(this.pollMs.max, Math.ceil(wait * 1.5));
+    }
+  }
+
+  private async finish(req: InvocationRequest, record: ActivationRecord, a: Activation): Promise<FinishedInvocation> {
+    const result = a.result ?? {};
+    const ok = a.status === 'success';
+    const done: ActivationRecord = {
+      ...record,
+      startTime: a.startTime,
+      endTime: a.endTime ?? Date.now(),
+      status: a.status,
+      coldStart: a.coldStart,
+      error: ok ? undefined : String(result.error ?? a.status),
+    };
+    await this.store.putActivation(done);
+    this.runDir.activation(req.round, {
+      client_id: req.clientId,
+      function: req.functionName,
+      platform: req.provider.platform,
+      cluster: req.provider.cluster,
+      activation_id: a.activationId,
+      start_time: done.startTime / 1000,
+      end_time: done.endTime! / 1000,
+      duration: (done.endTime! - done.startTime) / 1000,
+      status: a.status,
+      attempt: req.attempt,
+      cold_start: a.coldStart,
+      num_samples: typeof result.numSamples === 'number' ? result.numSamples : undefined,
+      loss: typeof result.loss === 'number' ? result.loss : undefined,
+      accuracy: typeof result.accuracy === 'number' ? result.accuracy : undefined,
+      error: done.error,
+    });
+    this.runDir.event('activation_done', {
+      round: req.round,
+      client_id: req.clientId,
+      function: req.functionName,
+      activation_id: a.activationId,
+      status: a.status,
+      attempt: req.attempt,
+      duration_s: (done.endTime! - done.startTime) / 1000,
+      ...(ok ? {} : { error: done.error }),
+    });
+    return { request: req, record: done, activation: a, ok, result };
+  }
+}

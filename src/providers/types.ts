@@ -1,0 +1,55 @@
+/**
+ * One interface for every FaaS platform. The keeper talks to platforms only through it: deploy a function, remove
+ * it, invoke it without blocking (→ activation id), and read activations back by id.
+ */
+import type { ActivationStatus } from '../store/types.js';
+
+export interface FunctionSpec {
+  /** Function name on the platform (e.g. fl_client). */
+  name: string;
+  /** Per-invocation time limit, ms. */
+  timeoutMs: number;
+  memoryMb: number;
+  /** Platform-specific settings from the config, passed through. */
+  settings: Record<string, unknown>;
+}
+
+export interface Activation {
+  activationId: string;
+  functionName: string;
+  status: ActivationStatus;
+  startTime: number; // epoch ms (when the platform started running it)
+  endTime: number | null;
+  /** The function's answer when status is success; `{error}` otherwise. */
+  result?: Record<string, unknown>;
+  coldStart: boolean;
+  logs?: string[];
+}
+
+export interface Provider {
+  /** Platform kind: local, openwhisk, google … */
+  readonly platform: string;
+  /** Cluster name from the config. */
+  readonly cluster: string;
+
+  deploy(spec: FunctionSpec): Promise<void>;
+  remove(name: string): Promise<void>;
+  list(): Promise<string[]>;
+  /** Starts an invocation and returns its activation id at once. */
+  invoke(name: string, params: Record<string, unknown>): Promise<string>;
+  /** Current state of an activation; undefined if the platform does not know the id. */
+  activation(activationId: string): Promise<Activation | undefined>;
+  /** Releases connections and processes held by this provider object (deployed functions stay deployed). */
+  close(): Promise<void>;
+}
+
+/** A platform answered that a function does not exist, credentials were refused, etc.: the user must fix input. */
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * ParameterStore over a SQLite file (better-sqlite3). Safe for several processes writing the same file at once:
+ * WAL mode + busy timeout (see sqlite-schema.ts), single-statement upserts, and IMMEDIATE transactions for
+ * multi-statement writes. Weights are stored as fl/codec blobs, partitions as uint32 little-endian blobs.
+ */
+import type Database from 'better-sqlite3';
+import { decodeWeights, encodeWeights } from '../fl/codec.js';
+import type { WeightVector } from '../fl/weights.js';
+import { openDatabase } from './sqlite-schema.js';
+import type {
+  ActivationRecord,
+  ActivationStatus,
+  ClientUpdate,
+  ClientUpdateInfo,
+  ParameterStore,
+  RunRecord,
+  RunStatus,
+} from './types.js';
+
+interface RunRow {
+  run_id: string;
+  name: string;
+  config_json: string;
+  status: string;
+  created_at: number;
+  updated_at: number;
+}
+
+interface UpdateInfoRow {
+  run_id: string;
+  round: number;
+  client_id: number;
+  num_samples: number;
+  metrics_json: string;
+  activation_id: string | null;
+  attempt: number | null;
+}
+
+interface UpdateRow extends UpdateInfoRow {
+  blob: Uint8Array;
+}
+
+interface ActivationRow {
+  activation_id: string;
+  run_id: string;
+  round: number;
+  client_id: number;
+  function_name: string;
+  platform: string;
+  cluster: string;
+  attempt: number;
+  start_time: number;
+  end_time: number | null;
+  status: string;
+  cold_start: number;
+  error: string | null;
+}
+
+const UPDATE_INFO_COLS = 'run_id, round, client_id, num_samples, metrics_json, activation_id, attempt';
+
+const SQL = {
+  insertRun: `INSERT INTO runs (run_id, name, config_json, status, created_at, updated_at)
+              VALUES (@runId, @name, @configJson, @status, @createdAt, @updatedAt)`,
+  getRun: 'SELECT * FROM runs WHERE run_id = ?',
+  setRunStatus: 'UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?',
+  deleteRun: [
+    'DELETE FROM client_updates WHERE run_id = ?',
+    'DELETE FROM global_weights WHERE run_id = ?',
+    'DELETE FROM partitions WHERE run_id = ?',
+    'DELETE FROM activations WHERE run_id = ?',
+    'DELETE FROM runs WHERE run_id = ?',
+  ],
+  putGlobal: `INSERT INTO global_weights (run_id, round, blob) VALUES (?, ?, ?)
+              ON CONFLICT (run_id, round) DO UPDATE SET blob = excluded.blob`,
+  getGlobal: 'SELECT blob FROM global_weights WHERE run_id = ? AND round = ?',
+  latestGlobal: 'SELECT MAX(round) AS r FROM global_weights WHERE run_id = ?',
+  putUpdate: `INSERT INTO client_updates
+                (run_id, round, client_id, blob, num_samples, metrics_json, activation_id, attempt)
+              VALUES (@runId, @round, @clientId, @blob, @numSamples, @metricsJson, @activationId, @attempt)
+              ON CONFLICT (run_id, round, client_id) DO UPDATE SET
+                blob = excluded.blob, num_samples = excluded.num_samples, metrics_json = excluded.metrics_json,
+                activation_id = excluded.activation_id, attempt = excluded.attempt`,
+  getUpdate: `SELECT ${UPDATE_INFO_COLS}, blob FROM client_updates WHERE run_id = ? AND round = ? AND client_id = ?`,
+  getUpdates: `SELECT ${UPDATE_INFO_COLS}, blob FROM client_updates WHERE run_id = ? AND round = ?
+               ORDER BY client_id`,
+  getUpdatesFor: `SELECT ${UPDATE_INFO_COLS}, blob FROM client_updates WHERE run_id = ? AND round = ?
+                    AND client_id IN (SELECT value FROM json_each(?))
+                  ORDER BY client_id`,
+  listUpdates: `SELECT ${UPDATE_INFO_COLS} FROM client_updates WHERE run_id = ? AND round = ? ORDER BY client_id`,
+  putPartition: `INSERT INTO partitions (run_id, client_id, indices) VALUES (?, ?, ?)
+                 ON CONFLICT (run_id, client_id) DO UPDATE SET indices = excluded.indices`,
+  getPartition: 'SELECT indices FROM partitions WHERE run_id = ? AND client_id = ?',
+  countPartitions: 'SELECT COUNT(*) AS n FROM partitions WHERE run_id = ?',
+  putActivation: `INSERT INTO activations (activation_id, run_id, round, client_id, function_name, platform, cluster,
+                    attempt, start_time, end_time, status, cold_start, error)
+                  VALUES (@activationId, @runId, @round, @clientId, @functionName, @platform, @cluster,
+                    @attempt, @startTime, @endTime, @status, @coldStart, @error)
+                  ON CONFLICT (activation_id) DO UPDATE SET
+                    run_id = excluded.run_id, round = excluded.round, client_id = excluded.client_id,
+                    function_name = excluded.function_name, platform = excluded.platform,
+                    cluster = excluded.cluster, attempt = excluded.attempt, start_time = excluded.start_time,
+                    end_time = excluded.end_time, status = excluded.status, cold_start = excluded.cold_start,
+                    error = excluded.error`,
+  listActivations: 'SELECT * FROM activations WHERE run_id = ? ORDER BY start_time, activation_id',
+  listActivationsRound: 'SELECT * FROM activations WHERE run_id = ? AND round = ? ORDER BY start_time, activation_id',
+} as const;
+
+export class SqliteStore implements ParameterStore {
+  readonly kind = 'sqlite';
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly deleteRunTx: (runId: string) => void;
+
+  /** Opens (creating file, parent directories and schema if needed) the store at `file`; ':memory:' for tests. */
+  constructor(file: string) {
+    this.path = file;
+    this.db = openDatabase(file);
+    this.deleteRunTx = this.db.transaction((runId: string) => {
+      for (const sql of SQL.deleteRun) this.stmt(sql).run(runId);
+    }).immediate;
+  }
+
+  async createRun(run: RunRecord): Promise<void> {
+    try {
+      this.stmt(SQL.insertRun).run({ ...run });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new Error(`run ${run.runId} already exists`);
+      }
+      throw e;
+    }
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const r = this.stmt(SQL.getRun).get(runId) as RunRow | undefined;
+    if (!r) return undefined;
+    return {
+      runId: r.run_id,
+      name: r.name,
+      configJson: r.config_json,
+      status: r.status as RunStatus,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
+  }
+
+  async setRunStatus(runId: string, status: RunStatus): Promise<void> {
+    const { changes } = this.stmt(SQL.setRunStatus).run(status, Date.now(), runId);
+    if (changes === 0) throw new Error(`setRunStatus: no run ${runId}`);
+  }
+
+  async deleteRun(runId: string): Promise<void> {
+    this.deleteRunTx(runId);
+  }
+
+  async putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void> {
+    this.stmt(SQL.putGlobal).run(runId, round, encodeWeights(weights));
+  }
+
+  async getGlobalWeights(runId: string, round: number): Promise<WeightVector | undefined> {
+    const r = this.stmt(SQL.getGlobal).get(runId, round) as { blob: Uint8Array } | undefined;
+    return r ? decodeWeights(r.blob) : undefined;
+  }
+
+  async latestGlobalRound(runId: string): Promise<number | undefined> {
+    const r = this.stmt(SQL.latestGlobal).get(runId) as { r: number | null };
+    return r.r ?? undefined;
+  }
+
+  async putClientUpdate(u: ClientUpdate): Promise<void> {
+    this.stmt(SQL.putUpdate).run({
+      runId: u.runId,
+      round: u.round,
+      clientId: u.clientId,
+      blob: encodeWeights(u.weights),
+      numSamples: u.numSamples,
+      metricsJson: JSON.stringify(u.metrics),
+      activationId: u.activationId ?? null,
+      attempt: u.attempt ?? null,
+    });
+  }
+
+  async getClientUpdate(runId: string, round: number, clientId: number): Promise<ClientUpdate | undefined> {
+    const r = this.stmt(SQL.getUpdate).get(runId, round, clientId) as UpdateRow | undefined;
+    return r ? toUpdate(r) : undefined;
+  }
+
+  async getClientUpdates(runId: string, round: number, clientIds?: readonly number[]): Promise<ClientUpdate[]> {
+    const rows = (
+      clientIds === undefined
+        ? this.stmt(SQL.getUpdates).all(runId, round)
+        : this.stmt(SQL.getUpdatesFor).all(runId, round, JSON.stringify(clientIds))
+    ) as UpdateRow[];
+    return rows.map(toUpdate);
+  }
+
+  async listClientUpdates(runId: string, round: number): Promise<ClientUpdateInfo[]> {
+    return (this.stmt(SQL.listUpdates).all(runId, round) as UpdateInfoRow[]).map(toUpdateInfo);
+  }
+
+  async putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void> {
+    this.stmt(SQL.putPartition).run(runId, clientId, uint32ToBytes(indices));
+  }
+
+  async getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined> {
+    const r = this.stmt(SQL.getPartition).get(runId, clientId) as { indices: Uint8Array } | undefined;
+    return r ? bytesToUint32(r.indices) : undefined;
+  }
+
+  async countPartitions(runId: string): Promise<number> {
+    return (this.stmt(SQL.countPartitions).get(runId) as { n: number }).n;
+  }
+
+  async putActivation(a: ActivationRecord): Promise<void> {
+    this.stmt(SQL.putActivation).run({
+      activationId: a.activationId,
+      runId: a.runId,
+      round: a.round,
+      clientId: a.clientId,
+      functionName: a.functionName,
+      platform: a.platform,
+      cluster: a.cluster,
+      attempt: a.attempt,
+      startTime: a.startTime,
+      endTime: a.endTime,
+      status: a.status,
+      coldStart: a.coldStart ? 1 : 0,
+      error: a.error ?? null,
+    });
+  }
+
+  async listActivations(runId: string, round?: number): Promise<ActivationRecord[]> {
+    const rows = (
+      round === undefined
+        ? this.stmt(SQL.listActivations).all(runId)
+        : this.stmt(SQL.listActivationsRound).all(runId, round)
+    ) as ActivationRow[];
+    return rows.map(toActivation);
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    this.stmts.clear();
+    this.db.close();
+  }
+
+  /** Prepared statements, prepared on first use and cached for the connection's lifetime. */
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+}
+
+function toUpdateInfo(r: UpdateInfoRow): ClientUpdateInfo {
+  const info: ClientUpdateInfo = {
+    runId: r.run_id,
+    round: r.round,
+    clientId: r.client_id,
+    numSamples: r.num_samples,
+    metrics: JSON.parse(r.metrics_json) as Record<string, number>,
+  };
+  if (r.activation_id !== null) info.activationId = r.activation_id;
+  if (r.attempt !== null) info.attempt = r.attempt;
+  return info;
+}
+
+function toUpdate(r: UpdateRow): ClientUpdate {
+  return { ...toUpdateInfo(r), weights: decodeWeights(r.blob) };
+}
+
+function toActivation(r: ActivationRow): ActivationRecord {
+  const a: ActivationRecord = {
+    activationId: r.activation_id,
+    runId: r.run_id,
+    round: r.round,
+    clientId: r.client_id,
+    functionName: r.function_name,
+    platform: r.platform,
+    cluster: r.cluster,
+    attempt: r.attempt,
+    startTime: r.start_time,
+    endTime: r.end_time,
+    status: r.status as ActivationStatus,
+    coldStart: r.cold_start !== 0,
+  };
+  if (r.error !== null) a.error = r.error;
+  return a;
+}
+
+/** Uint32Array → little-endian bytes (a view, no copy, on little-endian hosts). */
+function uint32ToBytes(a: Uint32Array): Uint8Array {
+  if (isLittleEndian()) return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const out = new Uint8Array(a.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < a.length; i++) view.setUint32(i * 4, a[i]!, true);
+  return out;
+}
+
+/** Little-endian bytes → a fresh (aligned) Uint32Array. */
+function bytesToUint32(b: Uint8Array): Uint32Array {
+  if (b.length % 4 !== 0) throw new Error(`partition blob has ${b.length} bytes, not a multiple of 4`);
+  const out = new Uint32Array(b.length / 4);
+  if (isLittleEndian()) {
+    new Uint8Array(out.buffer).set(b);
+  } else {
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4, true);
+  }
+  return out;
+}
+
+let le: boolean | undefined;
+function isLittleEndian(): boolean {
+  le ??= new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  return le;
+}
+
+/** Opens a SqliteStore (async for symmetry with stores that connect over the network). */
+export async function openSqliteStore(file: string): Promise<SqliteStore> {
+  return new SqliteStore(file);
+}

@@ -1,0 +1,96 @@
+/**
+ * The ParameterStore: everything the keeper and the FL functions share, behind one interface so that SQLite,
+ * PostgreSQL, Redis … are interchangeable. Weights are always binary (fl/codec), never JSON arrays.
+ */
+import type { WeightVector } from '../fl/weights.js';
+
+export type RunStatus = 'created' | 'running' | 'completed' | 'failed' | 'stopped';
+
+export interface RunRecord {
+  runId: string;
+  name: string;
+  /** The validated config, as JSON (secrets already redacted by the caller). */
+  configJson: string;
+  status: RunStatus;
+  createdAt: number; // epoch ms
+  updatedAt: number; // epoch ms
+}
+
+export interface ClientUpdate {
+  runId: string;
+  round: number;
+  clientId: number;
+  weights: WeightVector;
+  numSamples: number;
+  /** Training metrics reported by the client (loss, accuracy, train_s …). */
+  metrics: Record<string, number>;
+  activationId?: string;
+  attempt?: number;
+}
+
+/** Metadata of a client update without its weights (cheap to list). */
+export type ClientUpdateInfo = Omit<ClientUpdate, 'weights'>;
+
+export type ActivationStatus =
+  | 'running'
+  | 'success'
+  | 'application error'
+  | 'developer error'
+  | 'internal error'
+  | 'timed out'
+  | 'lost';
+
+export interface ActivationRecord {
+  activationId: string;
+  runId: string;
+  /** Round number; 0 for server init. */
+  round: number;
+  /** Client id, or -1 for server functions (init, aggregator). */
+  clientId: number;
+  functionName: string;
+  platform: string;
+  cluster: string;
+  attempt: number;
+  startTime: number; // epoch ms
+  endTime: number | null; // epoch ms
+  status: ActivationStatus;
+  coldStart: boolean;
+  error?: string;
+}
+
+export interface ParameterStore {
+  readonly kind: string;
+
+  createRun(run: RunRecord): Promise<void>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  setRunStatus(runId: string, status: RunStatus): Promise<void>;
+  /** Removes a run and everything keyed by it. */
+  deleteRun(runId: string): Promise<void>;
+
+  /** Global weights after `round` (round 0 = initial weights). A repeated write replaces. */
+  putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void>;
+  getGlobalWeights(runId: string, round: number): Promise<WeightVector | undefined>;
+  /** Highest round with global weights, or undefined if none. */
+  latestGlobalRound(runId: string): Promise<number | undefined>;
+
+  /** Keyed by (run, round, client): a repeated write replaces, never doubles. */
+  putClientUpdate(update: ClientUpdate): Promise<void>;
+  getClientUpdate(runId: string, round: number, clientId: number): Promise<ClientUpdate | undefined>;
+  /** The round's updates sorted by clientId ascending (a fixed order, whatever the arrival order). */
+  getClientUpdates(runId: string, round: number, clientIds?: readonly number[]): Promise<ClientUpdate[]>;
+  listClientUpdates(runId: string, round: number): Promise<ClientUpdateInfo[]>;
+
+  /** A client's data partition: indices into the training set. A repeated write replaces. */
+  putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void>;
+  getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined>;
+  countPartitions(runId: string): Promise<number>;
+
+  /** Upsert by activationId. */
+  putActivation(record: ActivationRecord): Promise<void>;
+  listActivations(runId: string, round?: number): Promise<ActivationRecord[]>;
+
+  close(): Promise<void>;
+}
+
+/** How to reach a store; passed to functions in their invocation parameters. */
+export type StoreSpec = { type: 'sqlite'; path: string };

@@ -1,0 +1,80 @@
+/**
+ * The run directory (design §3): summary.json, rounds.csv, activations/<round>.csv, events.jsonl, config.yaml
+ * (redacted). Appends are synchronous so that a crash leaves every line written so far; summary.json is written
+ * atomically (temp file + rename).
+ */
+import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { csvLine } from './csv.js';
+
+export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'samples', 'retries', 'failures'] as const;
+export const ACTIVATION_COLUMNS = [
+  'client_id',
+  'function',
+  'platform',
+  'cluster',
+  'activation_id',
+  'start_time',
+  'end_time',
+  'duration',
+  'status',
+  'attempt',
+  'cold_start',
+  'num_samples',
+  'loss',
+  'accuracy',
+  'error',
+] as const;
+
+export type RoundRow = Record<(typeof ROUND_COLUMNS)[number], number | string>;
+export type ActivationRow = Record<(typeof ACTIVATION_COLUMNS)[number], number | string | boolean | undefined>;
+
+export class RunDirectory {
+  private readonly activationFiles = new Set<number>();
+
+  private constructor(readonly dir: string) {}
+
+  /** Creates a new, empty run directory (fails if it exists). */
+  static create(dir: string): RunDirectory {
+    mkdirSync(path.dirname(dir), { recursive: true });
+    mkdirSync(dir);
+    mkdirSync(path.join(dir, 'activations'));
+    const rd = new RunDirectory(dir);
+    writeFileSync(path.join(dir, 'rounds.csv'), csvLine(ROUND_COLUMNS));
+    writeFileSync(path.join(dir, 'events.jsonl'), '');
+    return rd;
+  }
+
+  writeText(name: string, text: string): void {
+    writeFileSync(path.join(this.dir, name), text);
+  }
+
+  event(type: string, data: Record<string, unknown> = {}): void {
+    appendFileSync(path.join(this.dir, 'events.jsonl'), JSON.stringify({ ts: new Date().toISOString(), type, ...data }) + '\n');
+  }
+
+  round(row: RoundRow): void {
+    appendFileSync(path.join(this.dir, 'rounds.csv'), csvLine(ROUND_COLUMNS.map((c) => row[c])));
+  }
+
+  /** Activation rows of a round; round 0 holds the server init. */
+  activation(round: number, row: ActivationRow): void {
+    const file = path.join(this.dir, 'activations', `${round}.csv`);
+    if (!this.activationFiles.has(round)) {
+      writeFileSync(file, csvLine(ACTIVATION_COLUMNS));
+      this.activationFiles.add(round);
+    }
+    appendFileSync(file, csvLine(ACTIVATION_COLUMNS.map((c) => row[c])));
+  }
+
+  summary(summary: Record<string, unknown>): void {
+    const file = path.join(this.dir, 'summary.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(summary, null, 2) + '\n');
+    renameSync(`${file}.tmp`, file);
+  }
+
+  /** Removes the whole directory (used when a run is refused before anything useful happened). */
+  discard(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
