@@ -38,7 +38,8 @@ export function checkClients(c: ClientCounts): CheckIssue[] {
         path: [],
         message:
           `expected ${given.join(' + ')} to equal total_num_clients (${c.total_num_clients}), ` +
-          `found ${given.map((k) => c[k]).join(' + ')} = ${sum}; make the per-platform counts add up to total_num_clients`,
+          `found ${given.map((k) => c[k]).join(' + ')} = ${sum}; ` +
+          'make the per-platform counts add up to total_num_clients',
       });
     }
   }
@@ -83,7 +84,8 @@ export function checkServerCluster(providers: Record<string, unknown>, name: str
       {
         path: ['server_cluster_name'],
         message:
-          'expected the name of the cluster that runs the server functions (there is no local cluster to default to), ' +
+          'expected the name of the cluster that runs the server functions ' +
+          '(there is no local cluster to default to), ' +
           `found nothing; add server_cluster_name: <one of ${clusters.map((c) => c.cluster).join(', ')}>`,
       },
     ];

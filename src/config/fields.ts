@@ -14,7 +14,11 @@ type NumberRule = (n: z.ZodNumber) => z.ZodNumber;
 /** A number, also from a numeric string ("1e-3"); `rule` adds bounds: `num((n) => n.gt(0))`. */
 export const num = (rule: NumberRule = (n) => n) => z.preprocess(numberLike, rule(z.number()));
 /** An integer, also from a numeric string ("5"); `rule` adds bounds: `int((n) => n.min(1))`. */
-export const int = (rule: NumberRule = (n) => n) => z.preprocess(numberLike, rule(z.number().int()));
+export const int = (rule: NumberRule = (n) => n) =>
+  z.preprocess(
+    numberLike,
+    rule(z.number({ error: (iss) => (iss.code === 'invalid_type' ? 'expected an integer' : undefined) }).int()),
+  );
 /** A string; plain YAML numbers (`name: 2024`) are read as their text. */
 export const text = () => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().min(1));
 

@@ -43,7 +43,9 @@ function bound(origin: string, inclusive: boolean, value: unknown, big: boolean)
 function explain(iss: z.core.$ZodIssue, found: string, input: unknown): string {
   switch (iss.code) {
     case 'invalid_type': {
-      const what = TYPE_NAMES[iss.expected] ?? iss.expected;
+      // A schema may name what it expects through its message ("expected an integer"); else use the type name.
+      const named = iss.message.startsWith('expected ') ? iss.message.slice('expected '.length) : undefined;
+      const what = named ?? TYPE_NAMES[iss.expected] ?? iss.expected;
       const hint = input === undefined || input === null ? ' (this key is required)' : '';
       return `expected ${what}, found ${found}${hint}`;
     }

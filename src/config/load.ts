@@ -32,7 +32,7 @@ function fail(source: string, problems: Problem[], doc: Document, lines: LineCou
 /** Parse and validate config text; `source` names it in messages (usually the file path). */
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): FedKeeperConfig {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const syntax = doc.errors[0];
   if (syntax) {
     const { line, col } = lines.linePos(syntax.pos[0]);

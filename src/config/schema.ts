@@ -95,7 +95,9 @@ const TrainingTestDataSchema = TrainingTestDataInput.transform((t, ctx): Trainin
     ctx.addIssue({
       code: 'custom',
       path: ['test_fraction'],
-      message: `expected no test_fraction with dataset idx (the test set comes from test_images_url), found ${t.test_fraction}`,
+      message:
+        'expected no test_fraction with dataset idx (the test set comes from test_images_url), ' +
+        `found ${t.test_fraction}`,
     });
   }
   const missing = URL_KEYS.filter((k) => t[k] === undefined);
@@ -103,7 +105,9 @@ const TrainingTestDataSchema = TrainingTestDataInput.transform((t, ctx): Trainin
     ctx.addIssue({
       code: 'custom',
       path: [missing[0]!],
-      message: `expected all of ${URL_KEYS.join(', ')} for dataset idx, found no ${missing.join(', ')}; add the missing file paths or URLs`,
+      message:
+        `expected all of ${URL_KEYS.join(', ')} for dataset idx, found no ${missing.join(', ')}; ` +
+        'add the missing file paths or URLs',
     });
     return z.NEVER;
   }
@@ -124,13 +128,7 @@ const PlatformSettings = z.looseObject({
 const Functions = z.record(z.string(), withDefaults(z.record(z.string(), withDefaults(PlatformSettings))));
 
 const Store = strict({
-  type: withDefault(
-    z.preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() : v), z.string()).refine((v) => v === 'sqlite', {
-      error: (iss) =>
-        `expected one of sqlite, found ${JSON.stringify(iss.input)}; this build stores runs in SQLite only`,
-    }),
-    'sqlite',
-  ),
+  type: withDefault(oneOf(['sqlite']), 'sqlite'), // the only store in this build
   path: withDefault(z.string().min(1), '.fedkeeper/store.sqlite'),
 });
 
@@ -183,8 +181,11 @@ export const FedKeeperConfigSchema: z.ZodType<FedKeeperConfig, unknown> = Config
   }
   if (problems.length > 0 || serverName === undefined) return z.NEVER;
   const federated_learning: FederatedLearningScenario = {
+    server_config: {
+      server_cluster_name: serverName,
+      server_manager_functions: server_config.server_manager_functions,
+    },
     ...fl,
-    server_config: { server_cluster_name: serverName, server_manager_functions: server_config.server_manager_functions },
   };
   return { ...c, providers, scenarios: { ...c.scenarios, federated_learning } };
 });

@@ -3,13 +3,16 @@
  *
  *  - '@tensorflow/tfjs-node' if it is installed (optional, never required): native TensorFlow, has every kernel.
  *  - otherwise the wasm backend (XNNPACK, SIMD build, single-threaded), plus this module's own
- *    Conv2DBackpropFilter kernel, which wasm lacks and conv nets need to train.
+ *    Conv2DBackpropFilter kernel, which wasm lacks and conv nets need to train, and XNNPACK-backed fast paths
+ *    for two kernels wasm has but runs as scalar loops in backprop (Conv2DBackpropInput, transposed BatchMatMul).
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installFastBatchMatMulWasm } from './kernels/batch-mat-mul.js';
 import { registerConv2DBackpropFilterWasm } from './kernels/conv2d-backprop-filter.js';
+import { installFastConv2DBackpropInputWasm } from './kernels/conv2d-backprop-input.js';
 import type { EngineInfo } from './types.js';
 
 let ready: Promise<EngineInfo> | undefined;
@@ -38,6 +41,9 @@ async function start(): Promise<EngineInfo> {
   setWasmPaths(wasmBinaryDir());
   const kernels: string[] = [];
   if (registerConv2DBackpropFilterWasm()) kernels.push('Conv2DBackpropFilter');
+  // wasm has these two, but runs them as scalar loops in the cases backprop needs: route them through XNNPACK.
+  if (installFastConv2DBackpropInputWasm()) kernels.push('Conv2DBackpropInput');
+  if (installFastBatchMatMulWasm()) kernels.push('BatchMatMul');
   if (!(await tf.setBackend('wasm'))) throw new Error('ml: could not initialise the tfjs wasm backend');
   await tf.ready();
   silenceCpuNodeHint();

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { sameShapes, splitWeights, totalSize, type WeightVector } from '../fl/weights.js';
+import { initEngine } from './engine.js';
 import { mixSeed } from './rng.js';
 import type { ModelSpec } from './types.js';
 
@@ -201,4 +202,11 @@ export function seededWeights(spec: ModelSpec, seed: number): WeightVector {
   } finally {
     model.dispose();
   }
+}
+
+/** Seeded initial weights: identical bit for bit for the same (spec, seed), across calls and processes. */
+export async function initialWeights(spec: ModelSpec, seed: number): Promise<WeightVector> {
+  if (!Number.isFinite(seed)) throw new Error(`ml: seed must be a finite number, got ${seed}`);
+  await initEngine();
+  return seededWeights(spec, seed);
 }

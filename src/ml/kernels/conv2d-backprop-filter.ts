@@ -15,45 +15,20 @@
  * helper convolution). Anything else throws naming the attribute.
  */
 import * as tf from '@tensorflow/tfjs';
+import { asPair, single, wasmKernel, withTemps } from './wasm-util.js';
 
 const KERNEL = 'Conv2DBackpropFilter';
-
-/** The part of the wasm backend used here. */
-interface WasmBackendLike {
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-
-function wasmKernel(name: string): tf.KernelFunc {
-  const cfg = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
-  if (!cfg) throw new Error(`${KERNEL} (wasm): the wasm backend has no '${name}' kernel`);
-  return cfg.kernelFunc;
-}
-
-function one(r: tf.TensorInfo | tf.TensorInfo[]): tf.TensorInfo {
-  if (Array.isArray(r)) throw new Error(`${KERNEL} (wasm): expected one output`);
-  return r;
-}
-
-function pair(v: number | [number, number] | number[] | undefined, what: string): [number, number] {
-  if (v === undefined) return [1, 1];
-  if (typeof v === 'number') return [v, v];
-  if (v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'number') {
-    throw new Error(`${KERNEL} (wasm): ${what} must be a number or a pair, got ${JSON.stringify(v)}`);
-  }
-  return [v[0], v[1]];
-}
 
 export const conv2DBackpropFilterWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const x = inputs['x'] as tf.TensorInfo | undefined;
   const dy = inputs['dy'] as tf.TensorInfo | undefined;
   if (!x || !dy) throw new Error(`${KERNEL} (wasm): inputs x and dy are required`);
   const a = (attrs ?? {}) as unknown as tf.Conv2DBackpropFilterAttrs & { dilations?: number | [number, number] };
-  const be = backend as WasmBackendLike;
 
   if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') {
     throw new Error(`${KERNEL} (wasm): unsupported dataFormat '${a.dataFormat}' (only 'NHWC')`);
   }
-  const [dh, dw] = pair(a.dilations, 'dilations');
+  const [dh, dw] = asPair(a.dilations, 'dilations', KERNEL);
   if (dh !== 1 || dw !== 1) throw new Error(`${KERNEL} (wasm): unsupported dilations [${dh},${dw}] (only 1)`);
   if (x.shape.length !== 4 || dy.shape.length !== 4) {
     throw new Error(`${KERNEL} (wasm): x and dy must be rank 4, got [${x.shape}] and [${dy.shape}]`);
@@ -61,10 +36,9 @@ export const conv2DBackpropFilterWasm: tf.KernelFunc = ({ inputs, backend, attrs
   if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
     throw new Error(`${KERNEL} (wasm): unsupported dtype ${x.dtype}/${dy.dtype} (only float32)`);
   }
-  const filterShape = a.filterShape;
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
-    filterShape,
+    a.filterShape,
     a.strides,
     1,
     a.pad,
@@ -82,54 +56,39 @@ export const conv2DBackpropFilterWasm: tf.KernelFunc = ({ inputs, backend, attrs
   const sh = info.strideHeight;
   const sw = info.strideWidth;
   const { top, left } = info.padInfo;
-  // Rows/cols the forward pass actually read: (o-1)*s + f, starting at -top/-left.
-  const needH = (oh - 1) * sh + fh;
-  const needW = (ow - 1) * sw + fw;
-  const bottom = Math.max(0, needH - top - info.inHeight);
-  const right = Math.max(0, needW - left - info.inWidth);
+  // Rows/cols the forward pass read: (o-1)*s + f of them, from -top/-left on.
+  const bottom = Math.max(0, (oh - 1) * sh + fh - top - info.inHeight);
+  const right = Math.max(0, (ow - 1) * sw + fw - left - info.inWidth);
 
-  const transpose = wasmKernel('Transpose');
-  const conv2d = wasmKernel('Conv2D');
-  const temps: tf.TensorInfo[] = [];
-  const keep = (t: tf.TensorInfo): tf.TensorInfo => {
-    temps.push(t);
-    return t;
-  };
-  try {
+  const transpose = wasmKernel('Transpose', KERNEL);
+  return withTemps(backend, (temp) => {
     let xp = x;
     if (top > 0 || bottom > 0 || left > 0 || right > 0) {
-      const paddings = [
-        [0, 0],
-        [top, bottom],
-        [left, right],
-        [0, 0],
-      ];
-      xp = keep(one(wasmKernel('PadV2')({ inputs: { x }, backend, attrs: { paddings, constantValue: 0 } })));
+      const paddings = [[0, 0], [top, bottom], [left, right], [0, 0]];
+      xp = temp(single(wasmKernel('PadV2', KERNEL)({ inputs: { x }, backend, attrs: { paddings, constantValue: 0 } }), KERNEL));
     }
     // [B, Hp, Wp, Ci] -> [Ci, Hp, Wp, B]
-    const xT = keep(one(transpose({ inputs: { x: xp }, backend, attrs: { perm: [3, 1, 2, 0] } })));
+    const xT = temp(single(transpose({ inputs: { x: xp }, backend, attrs: { perm: [3, 1, 2, 0] } }), KERNEL));
     // [B, oh, ow, Co] -> [oh, ow, B, Co]
-    const dyT = keep(one(transpose({ inputs: { x: dy }, backend, attrs: { perm: [1, 2, 0, 3] } })));
-    let r = keep(
-      one(
-        conv2d({
+    const dyT = temp(single(transpose({ inputs: { x: dy }, backend, attrs: { perm: [1, 2, 0, 3] } }), KERNEL));
+    let r = temp(
+      single(
+        wasmKernel('Conv2D', KERNEL)({
           inputs: { x: xT, filter: dyT },
           backend,
           attrs: { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [sh, sw] },
         }),
+        KERNEL,
       ),
     );
     // r: [Ci, Hp - (oh-1)*sh, Wp - (ow-1)*sw, Co]; keep the first fh x fw taps.
     if (r.shape[1] !== fh || r.shape[2] !== fw) {
-      r = keep(
-        one(wasmKernel('Slice')({ inputs: { x: r }, backend, attrs: { begin: [0, 0, 0, 0], size: [inC, fh, fw, outC] } })),
-      );
+      const attrs = { begin: [0, 0, 0, 0], size: [inC, fh, fw, outC] };
+      r = temp(single(wasmKernel('Slice', KERNEL)({ inputs: { x: r }, backend, attrs }), KERNEL));
     }
     // [Ci, fh, fw, Co] -> [fh, fw, Ci, Co]
-    return one(transpose({ inputs: { x: r }, backend, attrs: { perm: [1, 2, 0, 3] } }));
-  } finally {
-    for (const t of temps) be.disposeData(t.dataId);
-  }
+    return single(transpose({ inputs: { x: r }, backend, attrs: { perm: [1, 2, 0, 3] } }), KERNEL);
+  });
 };
 
 /**

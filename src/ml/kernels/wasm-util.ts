@@ -1,0 +1,62 @@
+/** Helpers for kernels composed from the wasm backend's own kernels (called directly, outside the tfjs engine). */
+import * as tf from '@tensorflow/tfjs';
+
+/** The part of the wasm backend these kernels use. */
+export interface WasmBackendLike {
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** The wasm backend's registered kernel function for `name` (throws if there is none). */
+export function wasmKernel(name: string, who: string): tf.KernelFunc {
+  const cfg = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
+  if (!cfg) throw new Error(`${who} (wasm): the wasm backend has no '${name}' kernel`);
+  return cfg.kernelFunc;
+}
+
+export function single(r: tf.TensorInfo | tf.TensorInfo[], who: string): tf.TensorInfo {
+  if (Array.isArray(r)) throw new Error(`${who} (wasm): expected one output`);
+  return r;
+}
+
+/**
+ * Runs `fn` with a `temp` registrar: every TensorInfo passed to temp() is freed (backend.disposeData) when fn
+ * returns or throws. The result itself must not be registered.
+ */
+export function withTemps<T>(backend: unknown, fn: (temp: (t: tf.TensorInfo) => tf.TensorInfo) => T): T {
+  const temps: tf.TensorInfo[] = [];
+  try {
+    return fn((t) => {
+      temps.push(t);
+      return t;
+    });
+  } finally {
+    for (const t of temps) (backend as WasmBackendLike).disposeData(t.dataId);
+  }
+}
+
+export function asPair(v: number | readonly number[] | undefined, what: string, who: string): [number, number] {
+  if (v === undefined) return [1, 1];
+  if (typeof v === 'number') return [v, v];
+  if (v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'number') {
+    throw new Error(`${who} (wasm): ${what} must be a number or a pair, got ${JSON.stringify(v)}`);
+  }
+  return [v[0], v[1]];
+}
+
+/**
+ * Replaces wasm's registered kernel `name` by `make(original)`, keeping the original's setup/dispose hooks (its
+ * module-level state must still be initialised). Returns false if wasm has no such kernel or it was already replaced.
+ */
+const replaced = new Set<string>();
+export function wrapWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
+  if (replaced.has(name)) return false;
+  const orig = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
+  if (!orig) return false;
+  tf.unregisterKernel(name, 'wasm');
+  const cfg: tf.KernelConfig = { kernelName: name, backendName: 'wasm', kernelFunc: make(orig.kernelFunc) };
+  if (orig.setupFunc) cfg.setupFunc = orig.setupFunc;
+  if (orig.disposeFunc) cfg.disposeFunc = orig.disposeFunc;
+  tf.registerKernel(cfg);
+  replaced.add(name);
+  return true;
+}
