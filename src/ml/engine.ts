@@ -16,6 +16,8 @@ import { installFastConv2DBackpropInputWasm } from './kernels/conv2d-backprop-in
 import type { EngineInfo } from './types.js';
 
 let ready: Promise<EngineInfo> | undefined;
+/** Kernels registered or replaced on wasm by this module (kept across a failed-and-retried initialisation). */
+const ownKernels = new Set<string>();
 
 /** Idempotent: the first call does the work, later calls return the same answer. */
 export function initEngine(): Promise<EngineInfo> {
@@ -39,16 +41,15 @@ async function start(): Promise<EngineInfo> {
   // The threaded build brings nothing on Node 20 (and needs worker plumbing): pin the single-threaded SIMD build.
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   setWasmPaths(wasmBinaryDir());
-  const kernels: string[] = [];
-  if (registerConv2DBackpropFilterWasm()) kernels.push('Conv2DBackpropFilter');
+  if (registerConv2DBackpropFilterWasm()) ownKernels.add('Conv2DBackpropFilter');
   // wasm has these two, but runs them as scalar loops in the cases backprop needs: route them through XNNPACK.
-  if (installFastConv2DBackpropInputWasm()) kernels.push('Conv2DBackpropInput');
-  if (installFastBatchMatMulWasm()) kernels.push('BatchMatMul');
+  if (installFastConv2DBackpropInputWasm()) ownKernels.add('Conv2DBackpropInput');
+  if (installFastBatchMatMulWasm()) ownKernels.add('BatchMatMul');
   if (!(await tf.setBackend('wasm'))) throw new Error('ml: could not initialise the tfjs wasm backend');
   await tf.ready();
   silenceCpuNodeHint();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  return { engine: 'wasm', simd, kernels };
+  return { engine: 'wasm', simd, kernels: [...ownKernels] };
 }
 
 async function tryTfjsNode(): Promise<boolean> {

@@ -14,6 +14,7 @@ export interface TrainSpec {
   lr: number;
   localEpochs: number;
   batchSize: number;
+  /** Drives the per-epoch shuffles (with the epoch index). Integers; only the low 32 bits count. */
   seed: number;
 }
 
@@ -27,7 +28,10 @@ export interface LabelledData {
 export interface EngineInfo {
   engine: 'tfjs-node' | 'wasm';
   simd: boolean;
-  /** Kernels this module registered itself on the active backend (e.g. ['Conv2DBackpropFilter'] on wasm). */
+  /**
+   * Kernels this module registered (Conv2DBackpropFilter, absent from wasm) or replaced by XNNPACK-backed fast
+   * paths (Conv2DBackpropInput, BatchMatMul) on the wasm backend; [] on tfjs-node. `simd` is always true there.
+   */
   kernels: string[];
 }
 

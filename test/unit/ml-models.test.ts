@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { initialWeights, parameterCount, weightShapes, type ModelSpec } from '../../src/ml/index.js';
 
@@ -69,8 +68,8 @@ describe('models', () => {
 
   it('initialWeights is identical bit for bit in another process', async () => {
     const here = digest((await initialWeights(MLP, 123)).data);
-    const index = fileURLToPath(new URL('../../src/ml/index.js', import.meta.url));
-    const script = `const ml = await import(${JSON.stringify('file://' + index)});
+    const index = new URL('../../src/ml/index.js', import.meta.url).href;
+    const script = `const ml = await import(${JSON.stringify(index)});
       const { createHash } = await import('node:crypto');
       const w = await ml.initialWeights(${JSON.stringify(MLP)}, 123);
       process.stdout.write(createHash('sha256').update(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength)).digest('hex'));`;

@@ -43,11 +43,12 @@ export function asPair(v: number | readonly number[] | undefined, what: string, 
   return [v[0], v[1]];
 }
 
+const replaced = new Set<string>();
+
 /**
  * Replaces wasm's registered kernel `name` by `make(original)`, keeping the original's setup/dispose hooks (its
  * module-level state must still be initialised). Returns false if wasm has no such kernel or it was already replaced.
  */
-const replaced = new Set<string>();
 export function wrapWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
   if (replaced.has(name)) return false;
   const orig = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;

@@ -1,0 +1,58 @@
+/**
+ * Training throughput of the ml module on synthetic data: samples/s of trainLocal for the paper CNN and the
+ * 784-500-10 MLP at batch sizes 10 and 32, one process, whatever engine initEngine picks.
+ *
+ *   node dist/bench/ml-train.js [--samples N] [--repeats R]
+ */
+import { parseArgs } from 'node:util';
+import { initEngine, initialWeights, mulberry32, parameterCount, trainLocal, type LabelledData, type ModelSpec } from '../src/ml/index.js';
+
+const { values } = parseArgs({
+  options: { samples: { type: 'string', default: '320' }, repeats: { type: 'string', default: '3' } },
+});
+const samples = Number(values.samples);
+const repeats = Number(values.repeats);
+
+const specs: ModelSpec[] = [
+  { model: 'cnn', inputShape: [28, 28, 1], hiddenSize: 0, numClasses: 10 },
+  { model: 'mnistnn', inputShape: [28, 28, 1], hiddenSize: 500, numClasses: 10 },
+];
+
+function synthetic(spec: ModelSpec, n: number): LabelledData {
+  const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
+  const r = mulberry32(42);
+  const x = new Float32Array(n * d);
+  for (let i = 0; i < x.length; i++) x[i] = r();
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) y[i] = i % spec.numClasses;
+  return { x, y, n };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const info = await initEngine();
+console.log(`engine ${info.engine}, simd ${info.simd}, own kernels [${info.kernels.join(', ')}]; node ${process.version}`);
+console.log(`samples per run ${samples}, runs ${repeats} (+1 warm-up), 1 local epoch, adam`);
+console.log('model     params    batch  samples/s (median)  best    s/run');
+for (const spec of specs) {
+  const w = await initialWeights(spec, 1);
+  const data = synthetic(spec, samples);
+  for (const batchSize of [10, 32]) {
+    const train = { optimizer: 'adam' as const, lr: 1e-3, localEpochs: 1, batchSize, seed: 1 };
+    await trainLocal(spec, w, { ...data, n: Math.min(samples, 2 * batchSize) }, train); // warm-up
+    const rates: number[] = [];
+    const secs: number[] = [];
+    for (let i = 0; i < repeats; i++) {
+      const r = await trainLocal(spec, w, data, train);
+      rates.push(r.numSamples / r.trainSeconds);
+      secs.push(r.trainSeconds);
+    }
+    console.log(
+      `${spec.model.padEnd(9)} ${String(parameterCount(spec)).padEnd(9)} ${String(batchSize).padEnd(6)} ` +
+        `${median(rates).toFixed(0).padStart(8)}            ${Math.max(...rates).toFixed(0).padStart(6)}  ${median(secs).toFixed(2)}`,
+    );
+  }
+}
