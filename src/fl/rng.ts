@@ -30,15 +30,20 @@ export function hashSeed(seed: number, ...labels: (string | number)[]): number {
   return h >>> 0;
 }
 
-export function createRng(seed: number, ...labels: (string | number)[]): Rng {
-  let state = labels.length ? hashSeed(seed, ...labels) : seed >>> 0;
-  const next = (): number => {
+/** mulberry32: a function yielding uniform floats in [0, 1) from a 32-bit seed. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+export function createRng(seed: number, ...labels: (string | number)[]): Rng {
+  const next = mulberry32(labels.length ? hashSeed(seed, ...labels) : seed);
   const normal = (): number => {
     let u = 0;
     while (u === 0) u = next();

@@ -1,7 +1,10 @@
 /**
  * Small deterministic PRNG helpers (no tfjs). Everything that must be reproducible bit for bit across calls and
- * processes (initial weights, per-epoch shuffles) derives its randomness from here.
+ * processes (initial weights, per-epoch shuffles) derives its randomness from here, on fl/rng's generator.
  */
+import { createRng, shuffleInPlace } from '../fl/rng.js';
+
+export { mulberry32 } from '../fl/rng.js';
 
 /** Mixes 32-bit words into one well-distributed 32-bit unsigned seed (murmur3-style finaliser per word). */
 export function mixSeed(...words: number[]): number {
@@ -22,32 +25,8 @@ export function mixSeed(...words: number[]): number {
   return h >>> 0;
 }
 
-/** mulberry32: returns a function yielding floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A uniformly random permutation of 0..n-1 (Fisher–Yates) drawn from `rand`. */
-export function permutation(n: number, rand: () => number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
-}
-
 /** The shuffle order of one training epoch: a function of (seed, epoch) only. */
 export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
-  return permutation(n, mulberry32(mixSeed(seed, epoch, 0x5eed)));
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  return shuffleInPlace(order, createRng(mixSeed(seed, epoch, 0x5eed)));
 }

@@ -8,6 +8,7 @@ export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: P
   const tty = out.isTTY === true;
   let best: number | null = null;
   let last: number | null = null;
+  let maxRounds = 0;
   const acc = () => (last === null ? 'acc —' : `acc ${last.toFixed(4)} (best ${best!.toFixed(4)})`);
   const live = (text: string) => {
     if (tty) out.write(`\r\x1b[2K${text}`);
@@ -15,6 +16,7 @@ export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: P
   return (e) => {
     switch (e.kind) {
       case 'run_started':
+        maxRounds = e.maxRounds;
         out.write(`run ${e.runId}: up to ${e.maxRounds} rounds, ${e.clientsPerRound} clients per round\n`);
         break;
       case 'init_done':
@@ -24,7 +26,7 @@ export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: P
         live(`round ${e.round}/${e.maxRounds}  clients 0/${e.selected}  ${acc()}`);
         break;
       case 'client_done':
-        live(`round ${e.round}  clients ${e.done}/${e.selected}${e.failed ? ` (${e.failed} failed)` : ''}  ${acc()}`);
+        live(`round ${e.round}/${maxRounds}  clients ${e.done}/${e.selected}${e.failed ? ` (${e.failed} failed)` : ''}  ${acc()}`);
         break;
       case 'round_done':
         last = e.accuracy;
