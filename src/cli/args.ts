@@ -4,12 +4,14 @@
  */
 import { parseArgs } from 'node:util';
 
-export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'help' | 'version';
+export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'help' | 'version';
 
 export interface CliArgs {
   command: Command;
   config?: string;
   debug: boolean;
+  /** `functions deploy|remove …` */
+  functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
 }
 
 export class UsageError extends Error {
@@ -20,17 +22,70 @@ export class UsageError extends Error {
 export const USAGE = `usage: fedkeeper <command> -c CONFIG [--debug]
 
 commands:
-  run      deploy the functions, run federated learning, write the run directory, remove the functions
-  deploy   create the FL functions on every cluster of the config
-  start    run federated learning on the deployed functions
-  remove   delete the FL functions from every cluster of the config
+  run        deploy the functions, run federated learning, write the run directory, remove the functions
+  deploy     create the FL functions on every cluster of the config
+  start      run federated learning on the deployed functions
+  remove     delete the FL functions from every cluster of the config
+  fabric up  start the config's local OpenWhisk clusters and keep them running (Ctrl-C stops them)
+  functions deploy|remove -c CONFIG (-a | -p openwhisk:NAME,google:NAME) -s SCENARIO -f FN1,FN2 [--invoke]
+             deploy or remove any function of a scenario on all or some clusters (the original deploy.py);
+             --invoke calls each deployed function once and prints its answer (e.g. -s test -f nodeinfo)
 
 The original FedKeeper's spellings work too: fedkeeper -c CONFIG -d | -r | -s  (deploy | remove | start).
 Exit codes: 0 success, 2 bad input (config, arguments, data), 1 anything else.`;
 
-const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'help'];
+const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'help'];
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/** `functions deploy|remove …` and `fabric up …` have their own flags (-s is the scenario there, as in deploy.py). */
+function parseSubcommand(command: 'functions' | 'fabric', argv: string[]): CliArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        all: { type: 'boolean', short: 'a' },
+        providers: { type: 'string', short: 'p' },
+        openwhisk: { type: 'string', short: 'o' },
+        google: { type: 'string', short: 'g' },
+        scenario: { type: 'string', short: 's' },
+        functions: { type: 'string', short: 'f' },
+        deploy: { type: 'boolean', short: 'd' },
+        remove: { type: 'boolean', short: 'r' },
+        invoke: { type: 'boolean' },
+        debug: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see fedkeeper --help)`);
+  }
+  const { values: v, positionals } = parsed;
+  const debug = v.debug === true;
+  if (!v.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} ${command === 'fabric' ? 'up' : 'deploy'} -c CONFIG …`);
+  if (command === 'fabric') {
+    if (positionals.join(' ') !== 'up') throw new UsageError('usage: fedkeeper fabric up -c CONFIG');
+    return { command, config: v.config, debug };
+  }
+  const verb = positionals[0] ?? (v.deploy ? 'deploy' : v.remove ? 'remove' : undefined);
+  if (verb !== 'deploy' && verb !== 'remove') throw new UsageError('usage: fedkeeper functions deploy|remove -c CONFIG (-a | -p LIST) -s SCENARIO -f FN1,FN2');
+  const picked = [...list(v.providers), ...list(v.openwhisk).map((n) => `openwhisk:${n}`), ...list(v.google).map((n) => `google:${n}`)];
+  if (v.all && picked.length) throw new UsageError('choose -a (all clusters) or -p/-o/-g (some), not both');
+  if (!v.all && !picked.length) throw new UsageError('name the clusters: -a for all, or -p openwhisk:NAME,google:NAME');
+  if (!v.scenario) throw new UsageError('name the scenario whose functions to use: -s SCENARIO (e.g. -s test)');
+  const fns = list(v.functions);
+  if (!fns.length) throw new UsageError('name the functions: -f FN1,FN2 (e.g. -f nodeinfo)');
+  if (v.invoke && verb === 'remove') throw new UsageError('--invoke goes with deploy');
+  return { command, config: v.config, debug, functions: { action: verb, scenario: v.scenario, functions: fns, targets: v.all ? 'all' : picked, invoke: v.invoke === true } };
+}
 
 export function parseCli(argv: string[]): CliArgs {
+  if (argv[0] === 'functions' || argv[0] === 'fabric') return parseSubcommand(argv[0], argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

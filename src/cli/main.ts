@@ -3,6 +3,8 @@
 import { createRequire } from 'node:module';
 import { loadConfig } from '../config/index.js';
 import { exitCodeOf } from '../keeper/errors.js';
+import { fabricUp } from './fabric-up.js';
+import { runFunctionsCommand } from '../keeper/functions-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
 import { parseCli, USAGE, type CliArgs } from './args.js';
@@ -27,7 +29,15 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const cfg = await loadConfig(args.config!);
-    keeper = new Keeper(cfg, { onProgress: consoleProgress() });
+    if (args.command === 'functions') {
+      await runFunctionsCommand(cfg, args.functions!, '.fedkeeper', (o) => {
+        if (o.action !== 'invoked') process.stdout.write(`${o.action} ${o.target}/${o.function}\n`);
+        else process.stdout.write(`invoked ${o.target}/${o.function} activation ${o.activationId}: ${o.status} in ${o.seconds!.toFixed(3)} s ${JSON.stringify(o.result)}\n`);
+      });
+      return 0;
+    }
+    if (args.command === 'fabric') return await fabricUp(cfg);
+    keeper = await Keeper.open(cfg, { onProgress: consoleProgress() });
     switch (args.command) {
       case 'deploy':
         for (const f of await keeper.deploy()) process.stdout.write(`deployed ${f}\n`);

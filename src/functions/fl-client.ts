@@ -5,11 +5,13 @@
  */
 import { gather, loadDataset } from '../ml/datasets.js';
 import { initEngine, trainLocal } from '../ml/index.js';
-import type { InvocationContext } from '../runtime/protocol.js';
-import { FunctionParamsError, requireFields, type ClientParams } from './params.js';
+import type { InvocationContext } from './types.js';
+import { decodeWeights, encodeWeights } from '../fl/codec.js';
+import { FunctionParamsError, requireFields, type ClientParams, type RelayedClientParams } from './params.js';
 import { storeFor } from './shared.js';
 
 export async function handler(raw: Record<string, unknown>, ctx: InvocationContext): Promise<Record<string, unknown>> {
+  if (raw.relay) return relayed(raw, ctx);
   const p = requireFields<ClientParams>(raw, ['runId', 'store', 'dataset', 'model', 'round', 'clientId', 'train'], 'fl_client');
   const t0 = performance.now();
   await initEngine();
@@ -34,6 +36,31 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
     activationId: ctx.activationId,
     attempt: p.attempt ?? 1,
   });
+  return metricsOf(p, out, loadSeconds, t0);
+}
+
+/** Relay mode: the weights and the partition came in the body; the update goes back in the answer, not the store. */
+async function relayed(raw: Record<string, unknown>, _ctx: InvocationContext): Promise<Record<string, unknown>> {
+  const p = requireFields<RelayedClientParams>(raw, ['runId', 'dataset', 'model', 'round', 'clientId', 'train', 'relay'], 'fl_client');
+  const t0 = performance.now();
+  await initEngine();
+  const global = decodeWeights(Buffer.from(p.relay.globalWeights, 'base64'));
+  const bytes = Buffer.from(p.relay.indices, 'base64');
+  if (bytes.length % 4 !== 0) throw new FunctionParamsError('fl_client: relay.indices is not a uint32 array');
+  const indices = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const data = await loadDataset(p.dataset);
+  const local = gather(data.train, indices);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const out = await trainLocal(p.model, global, local, p.train);
+  return { ...metricsOf(p, out, loadSeconds, t0), update: Buffer.from(encodeWeights(out.weights)).toString('base64') };
+}
+
+function metricsOf(
+  p: { clientId: number; round: number },
+  out: { numSamples: number; loss: number; accuracy: number; steps: number; trainSeconds: number },
+  loadSeconds: number,
+  t0: number,
+): Record<string, unknown> {
   return {
     clientId: p.clientId,
     round: p.round,

@@ -5,7 +5,7 @@
 import { fedAvg } from '../fl/fedavg.js';
 import { loadDataset } from '../ml/datasets.js';
 import { evaluate, initEngine } from '../ml/index.js';
-import type { InvocationContext } from '../runtime/protocol.js';
+import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type AggregatorParams } from './params.js';
 import { storeFor } from './shared.js';
 

@@ -5,7 +5,7 @@
 import { partition } from '../fl/partition.js';
 import { loadTrainLabels } from '../ml/datasets.js';
 import { initEngine, initialWeights, parameterCount } from '../ml/index.js';
-import type { InvocationContext } from '../runtime/protocol.js';
+import type { InvocationContext } from './types.js';
 import { requireFields, type InitParams } from './params.js';
 import { storeFor } from './shared.js';
 

@@ -33,6 +33,16 @@ export interface ClientParams extends CommonParams {
   train: { optimizer: 'adam' | 'sgd' | 'nadam'; lr: number; localEpochs: number; batchSize: number; seed: number };
 }
 
+/** The relay (fl_invoker_weights_update): a client's parameters plus where its function lives. */
+export interface RelayParams extends ClientParams {
+  target: { platform: 'local' | 'openwhisk' | 'google'; cluster: string; functionName: string; settings: Record<string, unknown> };
+}
+
+/** What a client invoked through the relay gets instead of store access: weights and its partition, in binary. */
+export interface RelayedClientParams extends Omit<ClientParams, 'store'> {
+  relay: { globalWeights: string; indices: string };
+}
+
 export interface AggregatorParams extends CommonParams {
   round: number;
   clientIds: number[];

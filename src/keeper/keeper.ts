@@ -12,12 +12,14 @@ import type { FedKeeperConfig } from '../config/types.js';
 import { encodeWeights } from '../fl/codec.js';
 import { hashSeed } from '../fl/rng.js';
 import { selectClients } from '../fl/selection.js';
-import type { AggregatorParams, ClientParams, CommonParams, InitParams } from '../functions/params.js';
+import type { AggregatorParams, ClientParams, CommonParams, InitParams, RelayParams } from '../functions/params.js';
+import type { Provider } from '../providers/types.js';
 import { openStore } from '../store/index.js';
 import type { ParameterStore } from '../store/types.js';
+import { durationsBy } from '../telemetry/durations.js';
 import { RunDirectory } from '../telemetry/run-dir.js';
 import { BadInputError, RunFailedError } from './errors.js';
-import { buildPlan, type DeploymentPlan } from './plan.js';
+import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
 
@@ -58,22 +60,27 @@ export interface RunSummary {
 }
 
 export class Keeper {
-  private readonly plan: DeploymentPlan;
-  private readonly opts: Required<Pick<KeeperOptions, 'stateDir' | 'maxAttempts'>> & KeeperOptions;
-
-  constructor(
+  private constructor(
     private readonly cfg: FedKeeperConfig,
-    opts: KeeperOptions = {},
-  ) {
-    this.opts = { stateDir: '.fedkeeper', maxAttempts: 3, ...opts };
-    this.plan = buildPlan(cfg, this.opts.stateDir);
+    private readonly plan: DeploymentPlan,
+    private readonly opts: Required<Pick<KeeperOptions, 'stateDir' | 'maxAttempts'>> & KeeperOptions,
+  ) {}
+
+  /** Builds the plan: provider objects for every cluster, starting the local OpenWhisk fabric if the config has one. */
+  static async open(cfg: FedKeeperConfig, opts: KeeperOptions = {}): Promise<Keeper> {
+    const full = { stateDir: '.fedkeeper', maxAttempts: 3, ...opts };
+    return new Keeper(cfg, await buildPlan(cfg, full.stateDir), full);
+  }
+
+  private provider(cluster: string): Provider {
+    return this.plan.clusters.get(cluster)!.provider;
   }
 
   /** Creates (or updates) every function of the plan on its cluster. */
   async deploy(): Promise<string[]> {
     const done: string[] = [];
     for (const [cluster, specs] of this.plan.specs) {
-      const p = this.plan.providers.get(cluster)!;
+      const p = this.provider(cluster);
       for (const s of specs) {
         await p.deploy(s);
         done.push(`${p.platform}:${cluster}/${s.name}`);
@@ -86,7 +93,7 @@ export class Keeper {
   async remove(): Promise<string[]> {
     const done: string[] = [];
     for (const [cluster, specs] of this.plan.specs) {
-      const p = this.plan.providers.get(cluster)!;
+      const p = this.provider(cluster);
       for (const s of specs) {
         await p.remove(s.name);
         done.push(`${p.platform}:${cluster}/${s.name}`);
@@ -95,9 +102,9 @@ export class Keeper {
     return done;
   }
 
-  /** Releases provider processes and connections. */
+  /** Releases provider processes and connections, and stops the fabric the plan started. */
   async close(): Promise<void> {
-    await Promise.all([...this.plan.providers.values()].map((p) => p.close()));
+    await this.plan.close();
   }
 
   /** deploy → start → remove. */
@@ -127,7 +134,7 @@ export class Keeper {
 
   private async checkDeployed(): Promise<void> {
     for (const [cluster, specs] of this.plan.specs) {
-      const p = this.plan.providers.get(cluster)!;
+      const p = this.provider(cluster);
       const have = new Set(await p.list());
       const missing = specs.filter((s) => !have.has(s.name)).map((s) => s.name);
       if (missing.length) {
@@ -143,7 +150,7 @@ export class Keeper {
     const progress = this.opts.onProgress ?? (() => {});
     const tracker = new ActivationTracker(store, runDir, runId);
     const common: CommonParams = { runId, store: { type: fl.store.type, path: path.resolve(fl.store.path) }, dataset: pre.dataset, model: pre.model };
-    const server = this.plan.providers.get(this.plan.serverCluster)!;
+    const server = this.provider(this.plan.serverCluster);
     const counters = { retries: 0, failures: 0 };
 
     runDir.writeText('config.yaml', YAML.stringify(redactConfig(cfg)));
@@ -184,6 +191,8 @@ export class Keeper {
       summary.retries = counters.retries;
       summary.failures = counters.failures;
       summary.finished_at = new Date().toISOString();
+      summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
+      summary.durations_by_cluster = durationsBy(tracker.samples, (x) => `${x.platform}:${x.cluster}`);
       if (error) summary.error = error;
       const final = await store.getGlobalWeights(runId, summary.rounds);
       if (final && summary.rounds > 0) summary.final_weights_sha256 = createHash('sha256').update(encodeWeights(final)).digest('hex');
@@ -253,8 +262,14 @@ export class Keeper {
         attempt,
         train: { optimizer: mp.optim, lr: mp.lr, localEpochs: mp.local_epochs, batchSize: fl.data_sampling.batch_size, seed: hashSeed(fl.seed, 'train', round, clientId) },
       };
-      const provider = this.plan.providers.get(this.plan.placement[clientId]!)!;
-      return { provider, functionName: fl.clients_info.client_functions[0]!, params: params as unknown as Record<string, unknown>, round, clientId, attempt };
+      const cluster = this.plan.clusters.get(this.plan.placement[clientId]!)!;
+      const functionName = fl.clients_info.client_functions[0]!;
+      if (cluster.storeAccess === 'direct') {
+        return { provider: cluster.provider, functionName, params: params as unknown as Record<string, unknown>, round, clientId, attempt };
+      }
+      // The client cannot reach the store: the relay on the server cluster carries weights and update for it.
+      const relayed: RelayParams = { ...params, target: { platform: cluster.platform, cluster: cluster.name, functionName, settings: cluster.settings } };
+      return { provider: this.provider(this.plan.serverCluster), functionName: RELAY_FUNCTION, params: relayed as unknown as Record<string, unknown>, round, clientId, attempt };
     };
 
     // Invoke every selected client without blocking; each promise re-invokes its client on failure.
@@ -278,7 +293,7 @@ export class Keeper {
     const results = await Promise.all(pending);
     const tTrained = Date.now();
 
-    const server = this.plan.providers.get(this.plan.serverCluster)!;
+    const server = this.provider(this.plan.serverCluster);
     const agg = await this.invokeAndWait(
       tracker,
       { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: selected } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1 },

@@ -1,29 +1,49 @@
 /**
- * The deployment plan: which provider object serves each cluster, which functions go where (server functions on
- * server_cluster_name, client functions on every client cluster), and which cluster hosts each client.
+ * The deployment plan: one provider object per cluster of the config (local, OpenWhisk — remote or started here by
+ * the fabric — and Google Cloud Functions), which functions go where (server functions on server_cluster_name,
+ * client functions on every cluster that hosts clients), which cluster hosts each client, and whether a client
+ * reaches the store itself or through the relay function (`fl_invoker_weights_update`).
  */
 import os from 'node:os';
 import path from 'node:path';
 import type { FedKeeperConfig, FunctionPlatformSettings } from '../config/types.js';
+import { packageRoot } from '../functions/entries.js';
+import { createGoogleProvider } from '../providers/google.js';
 import { LocalProvider } from '../providers/local.js';
+import { OpenWhiskProvider, openWhiskOptions } from '../providers/openwhisk.js';
 import type { FunctionSpec, Provider } from '../providers/types.js';
 import { BadInputError } from './errors.js';
+import { launchLocalClusters, type LaunchedFabric, type LocalClusterRequest } from './fabric-launcher.js';
+import { placeClients, type ClientGroup, type ClusterSlot } from './placement.js';
 
-export interface ClusterRef {
-  platform: string;
-  cluster: string;
+export const RELAY_FUNCTION = 'fl_invoker_weights_update';
+
+/** Keys of a cluster block that the keeper reads (placement), not the provider. */
+const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local'] as const;
+
+export interface ClusterPlan {
+  name: string;
+  platform: 'local' | 'openwhisk' | 'google';
+  provider: Provider;
+  group: ClientGroup;
+  /** Runs on this machine (can open the SQLite store). */
+  onThisMachine: boolean;
+  storeAccess: 'direct' | 'relay';
+  /** The provider block as the relay needs it to reach this cluster (API host resolved). */
+  settings: Record<string, unknown>;
 }
 
 export interface DeploymentPlan {
-  providers: Map<string, Provider>;
+  clusters: Map<string, ClusterPlan>;
   serverCluster: string;
   serverFunctions: string[];
   clientFunctions: string[];
-  clientClusters: string[];
   /** clientId → cluster name. */
   placement: string[];
-  /** Function specs per (cluster, function). */
+  /** Function specs per cluster. */
   specs: Map<string, FunctionSpec[]>;
+  /** Stops what the plan started (the local fabric) and releases the providers. */
+  close(): Promise<void>;
 }
 
 const DEFAULT_SETTINGS: FunctionPlatformSettings = { timeout: 300_000, memory: 2048 };
@@ -33,44 +53,154 @@ export function functionSpec(cfg: FedKeeperConfig, name: string, platform: strin
   return { name, timeoutMs: s.timeout, memoryMb: s.memory, settings: s };
 }
 
-export function buildPlan(cfg: FedKeeperConfig, stateDir: string): DeploymentPlan {
+function providerBlock(raw: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...raw };
+  for (const k of KEEPER_KEYS) delete out[k];
+  return out;
+}
+
+function clientsOf(cluster: string, raw: Record<string, unknown>): number | undefined {
+  if (raw.clients === undefined) return undefined;
+  const n = Number(raw.clients);
+  if (!Number.isInteger(n) || n < 0) throw new BadInputError(`providers.*.${cluster}.clients: expected a whole number ≥ 0, found ${JSON.stringify(raw.clients)}`);
+  return n;
+}
+
+function storeAccessOf(cluster: string, raw: Record<string, unknown>, onThisMachine: boolean): 'direct' | 'relay' {
+  const v = raw.store_access ?? (onThisMachine ? 'direct' : 'relay');
+  if (v !== 'direct' && v !== 'relay') throw new BadInputError(`providers.*.${cluster}.store_access: expected direct or relay, found ${JSON.stringify(v)}`);
+  if (v === 'direct' && !onThisMachine) {
+    throw new BadInputError(`providers.*.${cluster}.store_access: direct needs the cluster on this machine (the SQLite store is a local file); use relay`);
+  }
+  return v;
+}
+
+function isEdgeProfile(profile: unknown): boolean {
+  return profile === 'edge' || (typeof profile === 'object' && profile !== null && (profile as { base?: unknown }).base === 'edge');
+}
+
+export interface OpenClusters {
+  clusters: Map<string, ClusterPlan>;
+  close(): Promise<void>;
+}
+
+/** A provider object for every cluster of the config; starts the local OpenWhisk fabric if the config has one. */
+export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Promise<OpenClusters> {
   const fl = cfg.scenarios.federated_learning;
-  for (const platform of ['openwhisk', 'google'] as const) {
-    const names = Object.keys(cfg.providers[platform] ?? {});
-    if (names.length) {
-      throw new BadInputError(
-        `providers.${platform}.${names[0]}: the ${platform} provider is not available in this version; use providers.local for the embedded fabric`,
-      );
+  const clusters = new Map<string, ClusterPlan>();
+  const add = (c: ClusterPlan) => {
+    if (clusters.has(c.name)) throw new BadInputError(`providers: the cluster name "${c.name}" is used twice; cluster names must be unique across providers`);
+    clusters.set(c.name, c);
+  };
+
+  for (const [name, c] of Object.entries(cfg.providers.local)) {
+    const raw = c as unknown as Record<string, unknown>;
+    add({
+      name,
+      platform: 'local',
+      provider: new LocalProvider({ cluster: name, poolSize: c.pool_size ?? os.availableParallelism(), stateDir: path.join(stateDir, 'local') }),
+      group: raw.edge === true ? 'edge' : 'local',
+      onThisMachine: true,
+      storeAccess: storeAccessOf(name, raw, true),
+      settings: {},
+    });
+  }
+
+  // OpenWhisk: clusters with a `local` block are started here as a fabric process (unless already running).
+  const owLocal: LocalClusterRequest[] = [];
+  for (const [name, raw] of Object.entries(cfg.providers.openwhisk)) {
+    const local = raw.local as Record<string, unknown> | undefined;
+    if (!local) continue;
+    const o = openWhiskOptions(name, { ...providerBlock(raw), api_host: raw.api_host ?? 'http://127.0.0.1:0' });
+    const port = Number(new URL(o.apiHost).port) || undefined;
+    owLocal.push({ name, auth: o.apiKey, profile: local.profile ?? 'cloud', ...(port ? { port } : {}), ...(o.namespace !== '_' ? { namespace: o.namespace } : {}), ...(local.memory_mb !== undefined ? { memoryMb: Number(local.memory_mb) } : {}), ...(local.seed !== undefined ? { seed: Number(local.seed) } : { seed: fl.seed }) });
+  }
+  let fabric: LaunchedFabric | undefined;
+  if (owLocal.length) fabric = await launchLocalClusters(owLocal, { ...process.env, FEDKEEPER_HOME: packageRoot() });
+
+  try {
+    for (const [name, raw] of Object.entries(cfg.providers.openwhisk)) {
+      const local = raw.local as Record<string, unknown> | undefined;
+      const block = { ...providerBlock(raw), ...(local ? { api_host: fabric!.urls.get(name)! } : {}) };
+      const opts = openWhiskOptions(name, block);
+      add({
+        name,
+        platform: 'openwhisk',
+        provider: new OpenWhiskProvider(opts),
+        group: raw.edge === true || (local !== undefined && isEdgeProfile(local.profile)) ? 'edge' : 'ow',
+        onThisMachine: local !== undefined,
+        storeAccess: storeAccessOf(name, raw, local !== undefined),
+        settings: { ...block, api_host: opts.apiHost },
+      });
     }
+    for (const [name, raw] of Object.entries(cfg.providers.google)) {
+      const block = providerBlock(raw);
+      const gcfState = path.resolve(stateDir, 'google');
+      const provider = createGoogleProvider({ cluster: name, settings: block, stateDir: gcfState });
+      const onThisMachine = !(block.project_id || block.mode === 'cloud');
+      add({
+        name,
+        platform: 'google',
+        provider,
+        group: raw.edge === true ? 'edge' : 'gcf',
+        onThisMachine,
+        storeAccess: storeAccessOf(name, raw, onThisMachine),
+        settings: { ...block, state_dir: gcfState },
+      });
+    }
+  } catch (e) {
+    await fabric?.close();
+    throw e;
   }
-  const providers = new Map<string, Provider>();
-  for (const [cluster, c] of Object.entries(cfg.providers.local)) {
-    providers.set(cluster, new LocalProvider({ cluster, poolSize: c.pool_size ?? os.availableParallelism(), stateDir: path.join(stateDir, 'local') }));
-  }
-  if (providers.size === 0) throw new BadInputError('providers: no cluster is configured; add providers.local.<name>');
-  const serverCluster = fl.server_config.server_cluster_name;
-  if (!providers.has(serverCluster)) {
-    throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: no cluster named "${serverCluster}" under providers`);
-  }
-  const clientClusters = [...providers.keys()];
-  const total = fl.clients_info.total_num_clients;
-  const placement = Array.from({ length: total }, (_, i) => clientClusters[i % clientClusters.length]!);
-  const specs = new Map<string, FunctionSpec[]>();
-  const add = (cluster: string, fn: string) => {
-    const platform = providers.get(cluster)!.platform;
-    const list = specs.get(cluster) ?? [];
-    if (!list.some((s) => s.name === fn)) list.push(functionSpec(cfg, fn, platform));
-    specs.set(cluster, list);
+
+  const close = async () => {
+    await Promise.allSettled([...clusters.values()].map((c) => c.provider.close()));
+    await fabric?.close();
   };
-  for (const fn of fl.server_config.server_manager_functions) add(serverCluster, fn);
-  for (const cluster of clientClusters) for (const fn of fl.clients_info.client_functions) add(cluster, fn);
-  return {
-    providers,
-    serverCluster,
-    serverFunctions: fl.server_config.server_manager_functions,
-    clientFunctions: fl.clients_info.client_functions,
-    clientClusters,
-    placement,
-    specs,
-  };
+  return { clusters, close };
+}
+
+export async function buildPlan(cfg: FedKeeperConfig, stateDir: string): Promise<DeploymentPlan> {
+  const fl = cfg.scenarios.federated_learning;
+  const { clusters, close } = await openClusters(cfg, stateDir);
+  try {
+    if (clusters.size === 0) throw new BadInputError('providers: no cluster is configured; add providers.local.<name>');
+    const serverCluster = fl.server_config.server_cluster_name;
+    const server = clusters.get(serverCluster);
+    if (!server) throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: no cluster named "${serverCluster}" under providers`);
+    if (!server.onThisMachine) {
+      throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: ${serverCluster} is not on this machine, but the server functions must reach the SQLite store; pick a local cluster`);
+    }
+
+    const slots: ClusterSlot[] = [...clusters.values()].map((c) => {
+      const raw = (c.platform === 'local' ? cfg.providers.local[c.name] : cfg.providers[c.platform][c.name]) as unknown as Record<string, unknown>;
+      const clients = clientsOf(c.name, raw ?? {});
+      return { name: c.name, group: c.group, ...(clients !== undefined ? { clients } : {}) };
+    });
+    const ci = fl.clients_info;
+    const placement = placeClients(ci.total_num_clients, slots, {
+      ...(ci.local_clients_count !== undefined ? { local: ci.local_clients_count } : {}),
+      ...(ci.ow_clients_count !== undefined ? { ow: ci.ow_clients_count } : {}),
+      ...(ci.gcf_clients_count !== undefined ? { gcf: ci.gcf_clients_count } : {}),
+      ...(ci.edge_clients_count !== undefined ? { edge: ci.edge_clients_count } : {}),
+    });
+
+    const specs = new Map<string, FunctionSpec[]>();
+    const want = (cluster: string, fn: string) => {
+      const list = specs.get(cluster) ?? [];
+      if (!list.some((s) => s.name === fn)) list.push(functionSpec(cfg, fn, clusters.get(cluster)!.platform));
+      specs.set(cluster, list);
+    };
+    const serverFunctions = [...fl.server_config.server_manager_functions];
+    for (const fn of serverFunctions) want(serverCluster, fn);
+    const hosting = new Set(placement);
+    for (const cluster of hosting) {
+      for (const fn of ci.client_functions) want(cluster, fn);
+      if (clusters.get(cluster)!.storeAccess === 'relay') want(serverCluster, RELAY_FUNCTION);
+    }
+    return { clusters, serverCluster, serverFunctions, clientFunctions: ci.client_functions, placement, specs, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -27,8 +27,18 @@ export interface FinishedInvocation {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One ended client activation, for the per-platform duration statistics. */
+export interface DurationSample {
+  platform: string;
+  cluster: string;
+  durationS: number;
+  coldStart: boolean;
+  status: string;
+}
+
 export class ActivationTracker {
   invocations = 0;
+  readonly samples: DurationSample[] = [];
 
   constructor(
     private readonly store: ParameterStore,
@@ -93,21 +103,28 @@ export class ActivationTracker {
       error: ok ? undefined : String(result.error ?? a.status),
     };
     await this.store.putActivation(done);
+    // Through the relay, the row names the client's own platform and cluster; `via` names the relay's.
+    const relayed = typeof result.relayedPlatform === 'string';
+    const platform = relayed ? String(result.relayedPlatform) : req.provider.platform;
+    const cluster = relayed ? String(result.relayedCluster) : req.provider.cluster;
+    const durationS = (done.endTime! - done.startTime) / 1000;
+    if (req.clientId >= 0) this.samples.push({ platform, cluster, durationS, coldStart: relayed ? result.relayedColdStart === true : a.coldStart, status: a.status });
     this.runDir.activation(req.round, {
       client_id: req.clientId,
       function: req.functionName,
-      platform: req.provider.platform,
-      cluster: req.provider.cluster,
-      activation_id: a.activationId,
+      platform,
+      cluster,
+      activation_id: relayed ? String(result.relayedActivationId) : a.activationId,
       start_time: done.startTime / 1000,
       end_time: done.endTime! / 1000,
-      duration: (done.endTime! - done.startTime) / 1000,
+      duration: durationS,
       status: a.status,
       attempt: req.attempt,
-      cold_start: a.coldStart,
+      cold_start: relayed ? result.relayedColdStart === true : a.coldStart,
       num_samples: typeof result.numSamples === 'number' ? result.numSamples : undefined,
       loss: typeof result.loss === 'number' ? result.loss : undefined,
       accuracy: typeof result.accuracy === 'number' ? result.accuracy : undefined,
+      via: relayed ? `${req.provider.platform}:${req.provider.cluster}/${a.activationId}` : undefined,
       error: done.error,
     });
     this.runDir.event('activation_done', {

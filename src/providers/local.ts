@@ -1,15 +1,17 @@
 /**
- * The `local` provider: the embedded fabric. Functions run in a pool of separate worker processes on this machine
- * (runtime/WorkerPool); every invocation gets an OpenWhisk-style activation id and record (start, end, status,
- * result, cold start) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a
- * small JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
+ * The `local` provider: the embedded fabric. Each deployed function is an OpenWhisk-style action (the entry of
+ * functions/entries.ts) run in containers of runtime/ContainerPool — the same runtime the local platforms of
+ * fabric/ use. Every invocation gets an OpenWhisk-style activation id and record (start, end, status, result, cold
+ * start, logs) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a small
+ * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { functionCode } from '../functions/catalog.js';
-import type { FunctionCode } from '../runtime/protocol.js';
-import { WorkerPool, type TaskResult } from '../runtime/pool.js';
+import { actionSource, packageRoot } from '../functions/entries.js';
+import { ContainerPool } from '../runtime/container-pool.js';
+import type { ContainerAction } from '../runtime/container-types.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
 
@@ -22,21 +24,27 @@ export interface LocalProviderOptions {
 
 interface Deployment {
   spec: FunctionSpec;
-  code: FunctionCode;
   deployedAt: number;
 }
 
-const STATUS: Record<TaskResult['outcome'], Activation['status']> = {
-  ok: 'success',
-  'application error': 'application error',
-  'developer error': 'developer error',
-  'timed out': 'timed out',
-};
+/** Memory given to the pool per slot: a client's container and the server functions' can all stay warm. */
+const SLOT_MEMORY_MB = 2048;
+
+/** The container action of a deployed function. Its version is the deployment time: a redeploy gets new containers. */
+function containerAction(name: string, dep: Deployment): ContainerAction {
+  return {
+    name: `local/${name}`,
+    version: String(dep.deployedAt),
+    exec: { kind: 'nodejs:20', code: actionSource(name), binary: false, main: 'main' },
+    limits: { timeoutMs: dep.spec.timeoutMs, memoryMb: dep.spec.memoryMb, concurrency: 1 },
+    env: { FEDKEEPER_HOME: packageRoot() },
+  };
+}
 
 export class LocalProvider implements Provider {
   readonly platform = 'local';
   readonly cluster: string;
-  private pool: WorkerPool | undefined;
+  private pool: ContainerPool | undefined;
   private readonly activations = new Map<string, Activation>();
   private readonly file: string;
 
@@ -62,10 +70,9 @@ export class LocalProvider implements Provider {
   }
 
   async deploy(spec: FunctionSpec): Promise<void> {
-    const code = functionCode(spec.name);
-    if (!code) throw new ProviderError(`local cluster ${this.cluster}: no function named ${spec.name} in this package`, 2);
+    if (!functionCode(spec.name)) throw new ProviderError(`local cluster ${this.cluster}: no function named ${spec.name} in this package`, 2);
     const d = await this.readDeployments();
-    d[spec.name] = { spec, code, deployedAt: Date.now() };
+    d[spec.name] = { spec, deployedAt: Date.now() };
     await this.writeDeployments(d);
   }
 
@@ -81,17 +88,18 @@ export class LocalProvider implements Provider {
   }
 
   async invoke(name: string, params: Record<string, unknown>): Promise<string> {
-    const dep = (await this.readDeployments())[name];
+    const deployments = await this.readDeployments();
+    const dep = Object.hasOwn(deployments, name) ? deployments[name] : undefined;
     if (!dep) {
       throw new ProviderError(`local cluster ${this.cluster}: function ${name} is not deployed (run \`fedkeeper deploy -c CONFIG\` first)`, 2);
     }
-    this.pool ??= new WorkerPool({ size: this.opts.poolSize });
+    const action = containerAction(name, dep);
+    this.pool ??= this.createPool(Object.values(deployments));
     const activationId = randomUUID().replaceAll('-', '');
     const record: Activation = { activationId, functionName: name, status: 'running', startTime: Date.now(), endTime: null, coldStart: false };
     this.activations.set(activationId, record);
-    const deadline = Date.now() + dep.spec.timeoutMs;
-    void this.pool.run(dep.code, params, { activationId, functionName: name, deadline }, dep.spec.timeoutMs).then((r) => {
-      record.status = STATUS[r.outcome];
+    void this.pool.run(action, params, { activationId, namespace: 'local', actionName: action.name }).then((r) => {
+      record.status = r.status;
       record.startTime = r.startTime;
       record.endTime = r.endTime;
       record.result = r.result;
@@ -99,6 +107,20 @@ export class LocalProvider implements Provider {
       record.logs = r.logs;
     });
     return activationId;
+  }
+
+  /**
+   * maxActive = poolSize: FL training is CPU-bound and must not oversubscribe the cores. Memory for poolSize + 2
+   * containers, so that the server functions' containers stay warm next to the clients' (a function deployed with
+   * more than 2 GB gets room for as many of its size).
+   */
+  private createPool(deployed: Deployment[]): ContainerPool {
+    const largest = Math.max(SLOT_MEMORY_MB, ...deployed.map((d) => d.spec.memoryMb));
+    return new ContainerPool({
+      memoryMb: (this.opts.poolSize + 2) * largest,
+      maxActive: this.opts.poolSize,
+      label: `local cluster ${this.cluster}`,
+    });
   }
 
   async activation(activationId: string): Promise<Activation | undefined> {

@@ -23,6 +23,7 @@ export const ACTIVATION_COLUMNS = [
   'num_samples',
   'loss',
   'accuracy',
+  'via',
   'error',
 ] as const;
 

@@ -1,0 +1,44 @@
+/**
+ * Basic authentication of a local OpenWhisk cluster: one key (`uuid:key`) owning one namespace, as an OpenWhisk
+ * deployment's `guest` key does. `_` in a path means "the caller's default namespace".
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { FabricConfigError, WhiskHttpError } from './errors.js';
+
+const AUTH_PATTERN = /^[^:\s]+:[^\s]+$/;
+
+export class ClusterAuth {
+  private readonly digest: Buffer;
+  /** The authenticated subject (a real deployment uses the namespace owner's name). */
+  readonly subject: string;
+
+  constructor(
+    auth: string,
+    readonly namespace: string,
+    label = 'cluster',
+  ) {
+    if (!AUTH_PATTERN.test(auth)) {
+      throw new FabricConfigError(`${label}: auth must look like "uuid:key" (two non-empty parts, no spaces)`);
+    }
+    this.digest = sha256(auth);
+    this.subject = namespace;
+  }
+
+  /** Throws 401 unless the `Authorization` header carries this cluster's key. */
+  check(header: string | undefined): void {
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+    if (!m) throw WhiskHttpError.unauthenticated();
+    const given = Buffer.from(m[1]!, 'base64').toString('utf8');
+    if (!timingSafeEqual(sha256(given), this.digest)) throw WhiskHttpError.unauthenticated();
+  }
+
+  /** The namespace a path segment names: `_` or this cluster's namespace; anything else → 403. */
+  resolveNamespace(segment: string): string {
+    if (segment === '_' || segment === this.namespace) return this.namespace;
+    throw WhiskHttpError.forbidden(segment);
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}

@@ -1,0 +1,22 @@
+/**
+ * nodeinfo: answers with the host it runs on (the seed's deploy.py test function), to check that a cluster of the
+ * fabric works and to see what hardware each platform gives a function.
+ */
+import os from 'node:os';
+
+export async function handler(_params: Record<string, unknown>, ctx: { activationId?: string; functionName?: string }): Promise<Record<string, unknown>> {
+  return {
+    hostname: os.hostname(),
+    platform: process.platform,
+    arch: os.arch(),
+    release: os.release(),
+    cores: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryMb: Math.round(os.totalmem() / 2 ** 20),
+    freeMemoryMb: Math.round(os.freemem() / 2 ** 20),
+    node: process.version,
+    pid: process.pid,
+    uptimeS: Math.round(process.uptime()),
+    activationId: ctx.activationId ?? null,
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * The OpenWhisk provider, through the official `openwhisk` client (not hand-rolled HTTP): actions are created and
+ * updated as Node.js code (`nodejs:20`) or as a docker image (`blackbox`), with limits and optional web export;
+ * invocations are non-blocking (→ activation id) and activations are read back by id. A real cluster and the local
+ * platform of fabric/ are reached the same way.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import openwhisk from 'openwhisk';
+import { actionSource } from '../functions/entries.js';
+import type { ActivationStatus } from '../store/types.js';
+import type { Activation, FunctionSpec, Provider } from './types.js';
+import { ProviderError } from './types.js';
+
+export interface OpenWhiskClusterOptions {
+  cluster: string;
+  /** e.g. https://10.0.0.5:31001 or http://127.0.0.1:3233 */
+  apiHost: string;
+  /** "uuid:key" */
+  apiKey: string;
+  namespace: string;
+  /** Skip TLS verification (self-signed clusters); off unless the config says `insecure: true`. */
+  insecure: boolean;
+}
+
+/** Reads a cluster block of the config (the seed's `base_url` / `auth.ow_auth` / `auth.ow_api_host`, or `api_host`). */
+export function openWhiskOptions(cluster: string, c: Record<string, unknown>): OpenWhiskClusterOptions {
+  const auth = (c.auth ?? {}) as Record<string, unknown>;
+  const baseUrl = typeof c.base_url === 'string' ? c.base_url : undefined;
+  let apiHost = (c.api_host ?? auth.ow_api_host) as string | undefined;
+  let namespace = typeof c.namespace === 'string' ? c.namespace : undefined;
+  if (baseUrl) {
+    let u: URL;
+    try {
+      u = new URL(baseUrl);
+    } catch {
+      throw new ProviderError(`providers.openwhisk.${cluster}.base_url: not a URL: ${baseUrl}`, 2);
+    }
+    apiHost ??= `${u.protocol}//${u.host}`;
+    namespace ??= /\/namespaces\/([^/]+)/.exec(u.pathname)?.[1];
+  }
+  const apiKey = (auth.ow_auth ?? c.api_key) as string | undefined;
+  if (!apiHost) throw new ProviderError(`providers.openwhisk.${cluster}: no API host; set api_host (or auth.ow_api_host / base_url)`, 2);
+  if (!apiKey || !/^[^:]+:.+$/.test(apiKey)) throw new ProviderError(`providers.openwhisk.${cluster}.auth.ow_auth: expected an API key "uuid:key"`, 2);
+  if (!/^https?:\/\//.test(apiHost)) apiHost = `https://${apiHost}`;
+  return { cluster, apiHost: apiHost.replace(/\/+$/, ''), apiKey, namespace: namespace ?? '_', insecure: c.insecure === true };
+}
+
+const STATUS: Record<string, ActivationStatus> = {
+  success: 'success',
+  'application error': 'application error',
+  'action developer error': 'developer error',
+  'whisk internal error': 'internal error',
+};
+
+interface OwError extends Error {
+  statusCode?: number;
+  error?: { error?: string; code?: string };
+}
+
+export class OpenWhiskProvider implements Provider {
+  readonly platform = 'openwhisk';
+  readonly cluster: string;
+  private readonly ow: openwhisk.Client;
+  private readonly agent: http.Agent;
+  /** Activations this provider started and has not yet seen end (OpenWhisk answers 404 until they do). */
+  private readonly issued = new Map<string, { functionName: string; invokedAt: number }>();
+
+  constructor(private readonly opts: OpenWhiskClusterOptions) {
+    this.cluster = opts.cluster;
+    const secure = opts.apiHost.startsWith('https:');
+    this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: !opts.insecure }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    this.ow = openwhisk({ apihost: opts.apiHost, api_key: opts.apiKey, namespace: opts.namespace, ignore_certs: opts.insecure, agent: this.agent });
+  }
+
+  private fail(e: unknown, what: string, name?: string): ProviderError {
+    const err = e as OwError;
+    const where = `openwhisk cluster ${this.cluster}`;
+    const detail = err.error?.error ?? err.message;
+    if (err.statusCode === 401 || err.statusCode === 403) return new ProviderError(`${where}: the API key was refused (HTTP ${err.statusCode}); check auth.ow_auth`, 2);
+    if (err.statusCode === 404 && name) return new ProviderError(`${where}: action ${name} does not exist (deploy it first: fedkeeper deploy -c CONFIG)`, 2);
+    if (err.statusCode) return new ProviderError(`${where}: ${what}${name ? ` ${name}` : ''} failed with HTTP ${err.statusCode}: ${detail}`);
+    return new ProviderError(`${where}: cannot reach ${this.opts.apiHost} (${what}${name ? ` ${name}` : ''}): ${detail}`);
+  }
+
+  async deploy(spec: FunctionSpec): Promise<void> {
+    const s = spec.settings;
+    const image = typeof s.docker_image === 'string' && s.docker_image ? s.docker_image : undefined;
+    const code = actionSource(spec.name);
+    const exec = image ? { kind: 'blackbox', image, code } : { kind: typeof s.kind === 'string' ? s.kind : 'nodejs:20', code };
+    const concurrency = Number(s.concurrency ?? 1);
+    const annotations = [{ key: 'fedkeeper-function', value: spec.name }];
+    if (s.web === true) annotations.push({ key: 'web-export', value: true } as never);
+    try {
+      // An action object is sent as the PUT body as it is (the client adds nothing to it).
+      await this.ow.actions.create({
+        name: spec.name,
+        action: { exec, annotations, limits: { timeout: spec.timeoutMs, memory: spec.memoryMb, concurrency } } as unknown as openwhisk.Action,
+        overwrite: true,
+      });
+    } catch (e) {
+      throw this.fail(e, 'creating action', spec.name);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    try {
+      await this.ow.actions.delete({ name });
+    } catch (e) {
+      if ((e as OwError).statusCode === 404) return; // already gone
+      throw this.fail(e, 'deleting action', name);
+    }
+  }
+
+  async list(): Promise<string[]> {
+    const names: string[] = [];
+    for (let skip = 0; ; skip += 200) {
+      let page: openwhisk.ActionDesc[];
+      try {
+        page = await this.ow.actions.list({ limit: 200, skip });
+      } catch (e) {
+        throw this.fail(e, 'listing actions');
+      }
+      names.push(...page.map((a) => a.name!));
+      if (page.length < 200) return names.sort();
+    }
+  }
+
+  async invoke(name: string, params: Record<string, unknown>): Promise<string> {
+    let res: { activationId: string };
+    try {
+      res = await this.ow.actions.invoke({ name, params, blocking: false });
+    } catch (e) {
+      throw this.fail(e, 'invoking action', name);
+    }
+    this.issued.set(res.activationId, { functionName: name, invokedAt: Date.now() });
+    return res.activationId;
+  }
+
+  async activation(activationId: string): Promise<Activation | undefined> {
+    let a: openwhisk.Activation<Record<string, unknown>>;
+    try {
+      a = await this.ow.activations.get({ name: activationId });
+    } catch (e) {
+      const err = e as OwError;
+      const mine = this.issued.get(activationId);
+      if (err.statusCode === 404 && mine) {
+        // Not recorded yet: OpenWhisk stores an activation when it ends.
+        return { activationId, functionName: mine.functionName, status: 'running', startTime: mine.invokedAt, endTime: null, coldStart: false };
+      }
+      if (err.statusCode === 404) return undefined;
+      throw this.fail(e, 'reading activation', activationId);
+    }
+    this.issued.delete(activationId);
+    const response = (a.response ?? {}) as { status?: string; result?: Record<string, unknown> };
+    const result = response.result ?? {};
+    let status = STATUS[response.status ?? ''] ?? 'internal error';
+    if (status === 'developer error' && /exceeded its time limit/i.test(String(result.error ?? ''))) status = 'timed out';
+    const annotations = (a.annotations ?? []) as { key: string; value: unknown }[];
+    return {
+      activationId,
+      functionName: a.name ?? this.issued.get(activationId)?.functionName ?? '',
+      status,
+      startTime: a.start,
+      endTime: a.end,
+      result,
+      coldStart: annotations.some((x) => x.key === 'initTime'),
+      logs: a.logs,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}

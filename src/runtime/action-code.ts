@@ -1,0 +1,50 @@
+/**
+ * What a container is given to run: the code of an action (its own for 'nodejs:*' kinds, the one a blackbox image
+ * maps to locally), and the environment of its runtime process.
+ */
+import type { ContainerAction } from './container-types.js';
+
+export interface ActionCode {
+  code: string;
+  main: string;
+  binary: boolean;
+}
+
+/** Blackbox image → the action it runs locally (no docker here: an image stands for a Node.js action). */
+export type ImageMap = Record<string, { code: string; main?: string; binary?: boolean }>;
+
+/** The code to /init a container of `action` with, or the developer error that prevents it. */
+export function resolveCode(action: ContainerAction, images: ImageMap, label: string): ActionCode | string {
+  const { exec } = action;
+  if (exec.kind === 'blackbox') {
+    const image = exec.image ?? '';
+    const mapped = Object.hasOwn(images, image) ? images[image] : undefined;
+    if (!mapped) {
+      const known = Object.keys(images);
+      return `${label}: action ${action.name} uses the docker image "${image}", which has no local runtime here (${known.length ? `known images: ${known.join(', ')}` : 'no images are configured'})`;
+    }
+    return { code: mapped.code, main: mapped.main ?? 'main', binary: mapped.binary ?? false };
+  }
+  if (!/^nodejs(:|$)/.test(exec.kind)) {
+    return `${label}: action ${action.name} has kind "${exec.kind}"; local containers run only nodejs actions (and blackbox images mapped to them)`;
+  }
+  if (typeof exec.code !== 'string' || exec.code.length === 0) return `${label}: action ${action.name} has no code`;
+  return { code: exec.code, main: exec.main ?? 'main', binary: exec.binary ?? false };
+}
+
+/** Variables a Node.js process needs to behave normally; the rest of the parent's environment is not passed. */
+const INHERITED = ['PATH', 'HOME', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'LC_ALL', 'TZ', 'SYSTEMROOT'];
+
+/**
+ * A runtime process's environment: a minimal inherited set plus the pool's. Like a real platform's container, it
+ * does not see the keeper's environment (credentials of other clouds, for one); an action's own variables come
+ * with /init.
+ */
+export function runtimeEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of INHERITED) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return { ...env, ...extra };
+}

@@ -1,0 +1,72 @@
+/**
+ * The container model shared by the `local` provider and the local platforms of fabric/: an action's code runs in
+ * runtime processes ("containers") that speak the OpenWhisk action-runtime contract over HTTP on 127.0.0.1
+ * (`POST /init` once, `POST /run` per activation). A ContainerPool starts, reuses (warm), bounds (by memory) and
+ * kills them.
+ */
+
+export interface ActionExec {
+  /** 'nodejs:20' (JS source or a zip of a Node.js package) or 'blackbox' (a docker image, see below). */
+  kind: string;
+  /** JS source (binary false) or base64 zip (binary true). */
+  code?: string;
+  binary?: boolean;
+  /** Name of the exported entry function; default 'main'. */
+  main?: string;
+  /** Docker image of a blackbox action. Locally, images are mapped to runtimes by the pool's options. */
+  image?: string;
+}
+
+export interface ActionLimits {
+  timeoutMs: number;
+  memoryMb: number;
+  /** Concurrent activations one container may run (OpenWhisk's intra-container concurrency). */
+  concurrency: number;
+}
+
+export interface ContainerAction {
+  /** Unique name in the pool, e.g. "guest/fl_client". */
+  name: string;
+  /** Changes whenever the action is updated: containers of an older version are never reused. */
+  version: string;
+  exec: ActionExec;
+  limits: ActionLimits;
+  /** Environment of the runtime process (on top of the pool's). */
+  env?: Record<string, string>;
+}
+
+export interface RunMeta {
+  activationId: string;
+  namespace: string;
+  actionName: string;
+  transactionId?: string;
+  apiKey?: string;
+}
+
+export type ContainerOutcome = 'success' | 'application error' | 'developer error' | 'timed out';
+
+export interface ContainerRunResult {
+  status: ContainerOutcome;
+  /** The action's result object; `{error: …}` when it failed. */
+  result: Record<string, unknown>;
+  /** Epoch ms: when the activation started running in a container (after any wait for one) and ended. */
+  startTime: number;
+  endTime: number;
+  /** ms spent waiting for a container (queue + container start). */
+  waitTimeMs: number;
+  /** ms of /init (0 on a warm start). */
+  initTimeMs: number;
+  coldStart: boolean;
+  containerId: string;
+  logs: string[];
+}
+
+/** A local cluster's character: lets one fabric mix a fast "cloud" and a slow "edge" cluster. */
+export interface ClusterProfile {
+  /** Extra delay before a new container answers /init, ms. */
+  coldStartDelayMs: number;
+  /** ≥ 1: an activation takes this many times its real duration (the container is held for the extra time). */
+  speedFactor: number;
+  /** Probability in [0, 1] that an activation's container crashes while running it. */
+  failureProbability: number;
+}
