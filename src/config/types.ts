@@ -10,7 +10,7 @@ export type OptimizerName = 'adam' | 'sgd' | 'nadam';
 export type PartitionName = 'iid' | 'shards' | 'dirichlet';
 
 export interface LocalClusterConfig {
-  /** Worker processes running functions; default: number of cores. */
+  /** Activations running at once (the local cluster's cores); default: number of cores. */
   pool_size: number;
 }
 

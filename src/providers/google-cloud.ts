@@ -10,7 +10,7 @@ import type { protos, v2 } from '@google-cloud/functions';
 import { checkedUrl, identityTokenSource, oneLine, StaticTokenAuthClient, type IdentityTokenSource } from './google-cloud-auth.js';
 import { functionEnv, functionIdOf, timeoutSecondsOf, type GoogleCloudSettings } from './google-config.js';
 import { ENTRY_POINT, gcfSourceFiles, RUNTIME, zipSource } from './google-entry.js';
-import { ActivationBook, FunctionCaller, type GoogleActivation } from './google-invoke.js';
+import { ActivationBook, activationHeaders, FunctionCaller, type GoogleActivation } from './google-invoke.js';
 import type { FunctionSource } from './google-source.js';
 import { ProviderError, type FunctionSpec, type Provider } from './types.js';
 
@@ -223,7 +223,12 @@ export class GoogleCloudProvider implements Provider {
     const token = await this.idToken(target.url.href);
     const record = this.book.open(name);
     void this.caller
-      .call({ url: target.url, params, headers: { authorization: `Bearer ${token}` }, timeoutMs: target.timeoutMs + DEADLINE_GRACE_MS })
+      .call({
+        url: target.url,
+        params,
+        headers: { authorization: `Bearer ${token}`, ...activationHeaders(record.activationId, target.timeoutMs) },
+        timeoutMs: target.timeoutMs + DEADLINE_GRACE_MS,
+      })
       .then((o) => this.book.settle(record, o));
     return record.activationId;
   }

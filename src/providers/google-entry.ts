@@ -17,6 +17,13 @@ export const FUNCTIONS_FRAMEWORK_VERSION = '5.0.5';
  */
 export const COLD_START_HEADER = 'x-fedkeeper-cold-start';
 
+/**
+ * Request headers carrying the activation's id and deadline (epoch ms). FedKeeper's entries read them from
+ * OpenWhisk's `__OW_ACTIVATION_ID` / `__OW_DEADLINE`; GCF sets no such variables, so the wrapper sets them per request.
+ */
+export const ACTIVATION_ID_HEADER = 'x-fedkeeper-activation-id';
+export const DEADLINE_HEADER = 'x-fedkeeper-deadline';
+
 /** The file holding the wrapped `main(params)` source, next to index.js. */
 const ACTION_FILE = 'action.js';
 
@@ -32,6 +39,12 @@ exports.${ENTRY_POINT} = async (req, res) => {
   res.set('${COLD_START_HEADER}', served++ === 0 ? 'true' : 'false');
   const body = req.body;
   const params = body !== null && typeof body === 'object' && !Buffer.isBuffer(body) ? body : {};
+  // OpenWhisk-style actions read their activation's id and deadline from these variables; main() reads them before
+  // its first await, so setting them right before the call is safe with concurrent requests.
+  process.env.__OW_ACTIVATION_ID = req.get('${ACTIVATION_ID_HEADER}') || req.executionId || '';
+  const deadline = req.get('${DEADLINE_HEADER}');
+  if (deadline) process.env.__OW_DEADLINE = deadline;
+  else delete process.env.__OW_DEADLINE;
   const result = await action.main(params);
   res.json(result === undefined ? null : result);
 };

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { ActivationStatus } from '../store/types.js';
-import { COLD_START_HEADER } from './google-entry.js';
+import { ACTIVATION_ID_HEADER, COLD_START_HEADER, DEADLINE_HEADER } from './google-entry.js';
 import type { Activation } from './types.js';
 
 /** A GCF activation: the common record plus what Google's answer said about it. */
@@ -177,6 +177,11 @@ export class FunctionCaller {
 function connectionFailure(e: Error): Omit<CallOutcome, 'startTime' | 'endTime'> {
   const code = (e as NodeJS.ErrnoException).code;
   return { status: 'developer error', coldStart: false, result: { error: `the connection to the function failed: ${code ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim() } };
+}
+
+/** The headers telling the entry wrapper which activation this is and when its time is up. */
+export function activationHeaders(activationId: string, timeoutMs: number): Record<string, string> {
+  return { [ACTIVATION_ID_HEADER]: activationId, [DEADLINE_HEADER]: String(Date.now() + timeoutMs) };
 }
 
 /** The activation records of one provider object, by id. */

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ENTRY_POINT } from './google-entry.js';
@@ -76,11 +76,15 @@ async function logTail(logFile: string, from: number): Promise<string> {
   }
 }
 
-/** Starts an instance and resolves once it listens. Children spawned here, by pid, to see their exit. */
+/** Instances spawned by this process, by pid: their exit is seen directly (no pid reuse, no zombies). */
 const children = new Map<number, ChildProcess>();
 
+/** Starts an instance and resolves once it listens on 127.0.0.1. */
 export async function startFunctionServer(req: StartRequest): Promise<ServerRecord> {
-  await writeFile(req.preloadFile, LOOPBACK_PRELOAD);
+  // Atomically: another instance may be loading the same preload file at this moment.
+  const tmp = `${req.preloadFile}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, LOOPBACK_PRELOAD);
+  await rename(tmp, req.preloadFile);
   const log = openSync(req.logFile, 'a');
   const from = fstatSync(log).size;
   let child: ChildProcess;
@@ -96,10 +100,11 @@ export async function startFunctionServer(req: StartRequest): Promise<ServerReco
   const startedAt = Date.now();
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
+      child.removeAllListeners('exit');
       child.kill('SIGKILL');
       void logTail(req.logFile, from).then((t) => reject(new ServerStartError(`did not listen within ${req.startupTimeoutMs} ms: ${t}`)));
     }, req.startupTimeoutMs);
-    child.once('message', (m: unknown) => {
+    child.on('message', (m: unknown) => {
       const p = (m as { fedkeeperReady?: unknown } | null)?.fedkeeperReady;
       if (typeof p === 'number') {
         clearTimeout(timer);

@@ -12,7 +12,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { functionEnv, functionIdOf, type GoogleLocalSettings } from './google-config.js';
 import { ENTRY_POINT, gcfSourceFiles } from './google-entry.js';
-import { ActivationBook, FunctionCaller, type GoogleActivation } from './google-invoke.js';
+import { ActivationBook, activationHeaders, FunctionCaller, type GoogleActivation } from './google-invoke.js';
 import { isServerAlive, ServerStartError, startFunctionServer, stopFunctionServer, type ServerRecord } from './google-local-server.js';
 import type { FunctionSource } from './google-source.js';
 import { ProviderError, type FunctionSpec, type Provider } from './types.js';
@@ -38,6 +38,9 @@ interface LocalDeployment {
 }
 
 type Deployments = Record<string, LocalDeployment>;
+
+/** Variables of the keeper's environment an instance inherits (everything else it does not see). */
+const INHERITED_ENV = new Set(['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ']);
 
 /** How long an instance that answered a crash is watched for exiting before it gets requests again, ms. */
 const CRASH_SETTLE_MS = 150;
@@ -103,9 +106,9 @@ export class GoogleLocalProvider implements Provider {
       ...functionEnv(this.cluster, name, dep.spec.settings),
     };
     // An instance sees its own environment only, not the keeper's (which may hold other platforms' secrets).
-    for (const k of ['PATH', 'TMPDIR', 'LANG', 'TZ']) {
-      const v = process.env[k];
-      if (v !== undefined && env[k] === undefined) env[k] = v;
+    // Kept: what any process needs, and the BLAS/OpenMP settings a machine may rely on for its native kernels.
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && env[k] === undefined && (INHERITED_ENV.has(k) || /^(OPENBLAS|OMP)_/.test(k))) env[k] = v;
     }
     return env;
   }
@@ -184,7 +187,12 @@ export class GoogleLocalProvider implements Provider {
       this.book.fail(record, 'developer error', (e as Error).message);
       return;
     }
-    const outcome = await this.caller.call({ url: new URL(`http://127.0.0.1:${server.port}/`), params, timeoutMs: dep.spec.timeoutMs });
+    const outcome = await this.caller.call({
+      url: new URL(`http://127.0.0.1:${server.port}/`),
+      params,
+      headers: activationHeaders(record.activationId, dep.spec.timeoutMs),
+      timeoutMs: dep.spec.timeoutMs,
+    });
     if (outcome.status === 'developer error' && !this.suspects.has(name)) {
       // The framework answers a crash first and may exit right after (process.exit, uncaught errors): until that
       // is settled, new requests must not be routed to a dying instance (GCF would route them to a healthy one).

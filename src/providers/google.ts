@@ -8,7 +8,7 @@
  *       gcf: {}                                   # local mode (the default without project_id)
  *       gcp: {project_id: my-proj, region: europe-west1, credentials: ./sa-key.json}
  */
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../functions/entries.js';
 import type { IdentityTokenSource } from './google-cloud-auth.js';
 import { GoogleCloudProvider } from './google-cloud.js';
 import { parseGoogleCluster } from './google-config.js';
@@ -35,11 +35,6 @@ export interface GoogleProviderOptions {
   /** Cloud mode: an API auth client (overrides credentials/access_token) and an identity-token source. */
   authClient?: unknown;
   idToken?: IdentityTokenSource;
-}
-
-/** This package's root, seen from dist/src/providers/google.js. */
-function packageRoot(): string {
-  return fileURLToPath(new URL('../../../', import.meta.url));
 }
 
 export function createGoogleProvider(o: GoogleProviderOptions): Provider {

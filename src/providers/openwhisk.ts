@@ -4,6 +4,7 @@
  * invocations are non-blocking (→ activation id) and activations are read back by id. A real cluster and the local
  * platform of fabric/ are reached the same way.
  */
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import openwhisk from 'openwhisk';
@@ -86,7 +87,7 @@ export class OpenWhiskProvider implements Provider {
   async deploy(spec: FunctionSpec): Promise<void> {
     const s = spec.settings;
     const image = typeof s.docker_image === 'string' && s.docker_image ? s.docker_image : undefined;
-    const code = actionSource(spec.name);
+    const code = await this.codeOf(spec);
     const exec = image ? { kind: 'blackbox', image, code } : { kind: typeof s.kind === 'string' ? s.kind : 'nodejs:20', code };
     const concurrency = Number(s.concurrency ?? 1);
     const annotations = [{ key: 'fedkeeper-function', value: spec.name }];
@@ -100,6 +101,18 @@ export class OpenWhiskProvider implements Provider {
       });
     } catch (e) {
       throw this.fail(e, 'creating action', spec.name);
+    }
+  }
+
+  /** The action's code: a user's own file (`func_path`, .js source or .zip package) or FedKeeper's entry. */
+  private async codeOf(spec: FunctionSpec): Promise<string> {
+    const file = spec.settings.func_path;
+    if (typeof file !== 'string' || !file) return actionSource(spec.name);
+    try {
+      const bytes = await readFile(file);
+      return file.endsWith('.zip') ? bytes.toString('base64') : bytes.toString('utf8');
+    } catch (e) {
+      throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: func_path ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`, 2);
     }
   }
 

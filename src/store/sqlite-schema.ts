@@ -1,7 +1,7 @@
 /**
- * SQLite connection setup and schema migrations for SqliteStore. Several processes (the keeper and a pool of worker
- * processes) open the same file concurrently, so opening is safe to race: WAL mode, a busy timeout, and migrations
- * applied inside an IMMEDIATE transaction that re-reads the schema version after taking the write lock.
+ * SQLite connection setup and schema migrations for SqliteStore. Several processes (the keeper and the containers
+ * running the functions) open the same file concurrently, so opening is safe to race: WAL mode, a busy timeout, and
+ * migrations applied inside an IMMEDIATE transaction that re-reads the schema version after taking the write lock.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * End-to-end: the real `fedkeeper` CLI (compiled), the real worker pool, the real SQLite store, the embedded MNIST
+ * End-to-end: the real `fedkeeper` CLI (compiled), the real container pool, the real SQLite store, the embedded MNIST
  * digits. Each run writes into its own temp directory.
  */
 import assert from 'node:assert/strict';

@@ -93,6 +93,10 @@ test('deploy starts an instance on 127.0.0.1; invoke is non-blocking; the first 
   assert.deepEqual(a.result?.echo, { x: 1, nested: { s: 'é' } });
   assert.equal(a.result?.home, HOME, 'FEDKEEPER_HOME comes from the provider options');
   assert.equal(a.result?.service, 'echo-fn');
+  // OpenWhisk-style entries find their activation id and deadline where they look for them.
+  assert.equal(a.result?.activationId, id);
+  const deadline = Number(a.result?.deadline);
+  assert.ok(deadline >= a.startTime + 9_000 && deadline <= a.startTime + 10_500, `deadline ${deadline} vs start ${a.startTime}`);
   assert.notEqual(a.result?.pid, process.pid);
   assert.equal(a.coldStart, true);
   assert.equal(a.httpStatus, 200);
@@ -203,6 +207,22 @@ test('remove stops the instance: its port refuses, list forgets it, invoke names
     assert.equal(e.exitCode, 2);
     return true;
   });
+});
+
+test('FedKeeper\'s own functions (functions/entries) run under the framework: nodeinfo answers', async () => {
+  const own = createGoogleProvider({ cluster: 'gcf', settings: {}, stateDir }); // default source and FEDKEEPER_HOME
+  try {
+    await own.deploy(spec('nodeinfo'));
+    const id = await own.invoke('nodeinfo', {});
+    const a = await settled(own, id);
+    assert.equal(a.status, 'success', JSON.stringify(a.result));
+    assert.equal(a.result?.activationId, id);
+    assert.equal(typeof a.result?.cores, 'number');
+    await assert.rejects(own.deploy(spec('fl_nothing')), (e: unknown) => e instanceof ProviderError && e.exitCode === 2 && /no code for function fl_nothing/.test(e.message));
+  } finally {
+    await own.remove('nodeinfo');
+    await own.close();
+  }
 });
 
 test('code that does not load fails the deploy with the framework\'s own words', async () => {

@@ -43,21 +43,37 @@ export function asPair(v: number | readonly number[] | undefined, what: string, 
   return [v[0], v[1]];
 }
 
+/** Like asPair, but null instead of an error for a malformed value (callers then take another kernel). */
+export function asPairOrNull(v: unknown): [number, number] | null {
+  if (v === undefined) return [1, 1];
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number') return [v[0], v[1]];
+  return null;
+}
+
+/**
+ * A kernel config running `make(original)` in place of `original`, keeping the original's setup/dispose hooks (its
+ * module-level state must still be initialised).
+ */
+export function wrapConfig(original: tf.KernelConfig, make: (original: tf.KernelFunc) => tf.KernelFunc): tf.KernelConfig {
+  const cfg: tf.KernelConfig = { kernelName: original.kernelName, backendName: 'wasm', kernelFunc: make(original.kernelFunc) };
+  if (original.setupFunc) cfg.setupFunc = original.setupFunc;
+  if (original.disposeFunc) cfg.disposeFunc = original.disposeFunc;
+  return cfg;
+}
+
 const replaced = new Set<string>();
 
 /**
- * Replaces wasm's registered kernel `name` by `make(original)`, keeping the original's setup/dispose hooks (its
- * module-level state must still be initialised). Returns false if wasm has no such kernel or it was already replaced.
+ * Replaces wasm's registered kernel `name` by `make(original)` (see wrapConfig). Returns false if wasm has no such
+ * kernel or it was already replaced through this function.
  */
 export function wrapWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
   if (replaced.has(name)) return false;
   const orig = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
   if (!orig) return false;
   tf.unregisterKernel(name, 'wasm');
-  const cfg: tf.KernelConfig = { kernelName: name, backendName: 'wasm', kernelFunc: make(orig.kernelFunc) };
-  if (orig.setupFunc) cfg.setupFunc = orig.setupFunc;
-  if (orig.disposeFunc) cfg.disposeFunc = orig.disposeFunc;
-  tf.registerKernel(cfg);
+  tf.registerKernel(wrapConfig(orig, make));
   replaced.add(name);
   return true;
 }

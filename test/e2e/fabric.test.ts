@@ -1,0 +1,128 @@
+/**
+ * End-to-end over a fabric: the CLI runs FL with clients on two local OpenWhisk clusters (cloud and edge profiles,
+ * reached with the real `openwhisk` client) and on Google Cloud Functions run locally under the real
+ * functions-framework (through the relay), and ends with the same weights as the same run on the local provider.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const work = mkdtempSync(path.join(os.tmpdir(), 'fk-fabric-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { cwd: work });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const FL = `
+    seed: 5
+    target_accuracy: 0.99
+    max_rounds: 2
+    store: { type: sqlite, path: state/store.sqlite }
+    clients_info: { total_num_clients: 6, num_clients_per_round: 6, CLIENTS }
+    data_sampling: { model: mnistnn, hidden_size: 32, batch_size: 32 }
+    model_params: { lr: 1e-3, optim: adam, local_epochs: 1 }
+    functions:
+      fl_client: { openwhisk: { memory: 512, timeout: 120s }, google: { memory: 512MB, timeout: 120s } }
+      fl_server_init: { openwhisk: { memory: 512, timeout: 120s } }
+      fl_server_aggregator: { openwhisk: { memory: 512, timeout: 120s } }
+      fl_invoker_weights_update: { openwhisk: { memory: 256, timeout: 120s, concurrency: 4 } }
+`;
+
+function write(name: string, text: string): string {
+  const f = path.join(work, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+const fabricCfg = write(
+  'fabric.yaml',
+  `name: fab
+output_dir: runs
+providers:
+  openwhisk:
+    cloud:
+      auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000001:cloud-test-key" }
+      local: { profile: cloud }
+    edge:
+      auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000002:edge-test-key" }
+      local: { profile: { base: edge, coldStartDelayMs: 300, speedFactor: 1.5 } }
+  google:
+    gcf: { mode: local, store_access: relay }
+scenarios:
+  federated_learning:
+    server_config: { server_cluster_name: cloud }
+${FL.replace('CLIENTS', 'ow_clients_count: 2, edge_clients_count: 2, gcf_clients_count: 2')}`,
+);
+
+const localCfg = write(
+  'local.yaml',
+  `name: loc
+output_dir: runs
+providers:
+  local:
+    box: { pool_size: 2 }
+scenarios:
+  federated_learning:
+${FL.replace(', CLIENTS', '')}`,
+);
+
+test('FL over two OpenWhisk clusters and GCF: rows name platform and cluster, per-platform stats, same weights as local', async () => {
+  const r = await cli(['run', '-c', fabricCfg]);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
+  const s = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  assert.equal(s.status, 'completed');
+  assert.deepEqual(Object.keys(s.durations_by_platform).sort(), ['google', 'openwhisk']);
+  assert.deepEqual(Object.keys(s.durations_by_cluster).sort(), ['google:gcf', 'openwhisk:cloud', 'openwhisk:edge']);
+  assert.equal(s.durations_by_cluster['openwhisk:edge'].activations, 4);
+  assert.ok(s.durations_by_cluster['openwhisk:edge'].cold_starts >= 1);
+
+  const [head, ...rows] = readFileSync(path.join(dir, 'activations', '1.csv'), 'utf8').trim().split('\n');
+  const cols = head!.split(',');
+  const recs = rows.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
+  const clients = recs.filter((x) => x.client_id !== '-1');
+  assert.equal(clients.length, 6);
+  const where = Object.fromEntries(clients.map((x) => [x.client_id, `${x.platform}:${x.cluster}`]));
+  assert.deepEqual(where, { 0: 'openwhisk:cloud', 1: 'openwhisk:cloud', 2: 'openwhisk:edge', 3: 'openwhisk:edge', 4: 'google:gcf', 5: 'google:gcf' });
+  for (const x of clients) assert.equal(x.status, 'success');
+  for (const x of clients.filter((c) => c.platform === 'google')) assert.match(x.via!, /^openwhisk:cloud\/[0-9a-f]{32}$/, 'GCF clients go through the relay');
+
+  const l = await cli(['run', '-c', localCfg]);
+  assert.equal(l.code, 0, l.stderr);
+  const ldir = /results: (.+)/.exec(l.stdout)![1]!.trim();
+  const ls = JSON.parse(readFileSync(path.join(ldir, 'summary.json'), 'utf8'));
+  assert.equal(s.final_weights_sha256, ls.final_weights_sha256, 'the platform does not change the result');
+});
+
+test("functions deploy --invoke: nodeinfo answers on every cluster (the seed's deploy.py)", async () => {
+  const cfg = write('fn.yaml', readFileSync(fabricCfg, 'utf8') + `  test:\n    functions:\n      nodeinfo: { openwhisk: { memory: 128, timeout: 30s }, google: { memory: 128MB, timeout: 30s } }\n`);
+  const r = await cli(['functions', 'deploy', '-c', cfg, '-a', '-s', 'test', '-f', 'nodeinfo', '--invoke']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const c of ['openwhisk:cloud', 'openwhisk:edge', 'google:gcf']) {
+    assert.match(r.stdout, new RegExp(`deployed ${c}/nodeinfo`));
+    const line = r.stdout.split('\n').find((x) => x.startsWith(`invoked ${c}/nodeinfo`));
+    assert.ok(line, `no answer from ${c}`);
+    const info = JSON.parse(line.slice(line.indexOf('{')));
+    assert.equal(info.cores, os.availableParallelism());
+    assert.ok(info.memoryMb > 0);
+  }
+  const rm = await cli(['functions', 'remove', '-c', cfg, '-p', 'google:gcf', '-s', 'test', '-f', 'nodeinfo']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.match(rm.stdout, /removed google:gcf\/nodeinfo/);
+  const bad = await cli(['functions', 'deploy', '-c', cfg, '-p', 'openwhisk:nope', '-s', 'test', '-f', 'nodeinfo']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /-p openwhisk:nope: no such cluster/);
+});
