@@ -1,23 +1,44 @@
 /**
- * Picks and initialises the tfjs backend, once per process.
+ * Picks and initialises the tfjs backend and its kernels, once per process. In order of preference:
  *
  *  - '@tensorflow/tfjs-node' if it is installed (optional, never required): native TensorFlow, has every kernel.
- *  - otherwise the wasm backend (XNNPACK, SIMD build, single-threaded), plus this module's own
- *    Conv2DBackpropFilter kernel, which wasm lacks and conv nets need to train, and XNNPACK-backed fast paths
- *    for two kernels wasm has but runs as scalar loops in backprop (Conv2DBackpropInput, transposed BatchMatMul).
+ *  - 'wasm+native': the wasm backend (XNNPACK, SIMD build, single-threaded) with this module's native kernels
+ *    (native/, OpenBLAS) for the convolutions, their gradients, matmuls and max-pool gradients, plus in-place native
+ *    optimizer updates (see native-optimizers.ts). Used when the addon was built (Debian's libopenblas-dev present at
+ *    `npm ci`) unless FEDKEEPER_NATIVE=0. Its threads: FEDKEEPER_NATIVE_THREADS (see native.ts).
+ *  - 'wasm': the wasm backend with the pure-wasm kernels: this module's Conv2DBackpropFilter, which wasm lacks and
+ *    conv nets need to train, and XNNPACK-backed fast paths for two kernels wasm has but runs as scalar loops in
+ *    backprop (Conv2DBackpropInput, transposed BatchMatMul). FEDKEEPER_WASM_KERNELS=0 drops the fast paths too
+ *    (stock wasm plus the filter gradient: the baseline the others are measured against).
+ *
+ * When the native kernels were expected but are missing, one line on stderr says so (once per process).
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { installFastBatchMatMulWasm } from './kernels/batch-mat-mul.js';
-import { registerConv2DBackpropFilterWasm } from './kernels/conv2d-backprop-filter.js';
-import { installFastConv2DBackpropInputWasm } from './kernels/conv2d-backprop-input.js';
+import { fastTransposedBatchMatMul } from './kernels/batch-mat-mul.js';
+import { conv2DBackpropFilterWasm } from './kernels/conv2d-backprop-filter.js';
+import { fastConv2DBackpropInput } from './kernels/conv2d-backprop-input.js';
+import { NATIVE_WRAPPERS } from './kernels/native.js';
+import { wrapConfig } from './kernels/wasm-util.js';
+import { loadNative, type NativeAddon, type NativeLoad } from './native.js';
 import type { EngineInfo } from './types.js';
 
+/**
+ * The kernel sets the wasm backend can run with: 'stock' (wasm's own kernels plus the filter gradient it lacks),
+ * 'wasm' (plus the pure-wasm fast paths), 'native' (plus the native kernels, each falling back to the 'wasm' one).
+ */
+export type KernelSet = 'stock' | 'wasm' | 'native';
+
 let ready: Promise<EngineInfo> | undefined;
-/** Kernels registered or replaced on wasm by this module (kept across a failed-and-retried initialisation). */
-const ownKernels = new Set<string>();
+let sets: Map<KernelSet, Map<string, tf.KernelConfig>> | undefined;
+let native: NativeLoad | undefined;
+let current: EngineInfo | undefined;
+let simd = false;
+let warned = false;
+/** The filter-gradient kernel in every set is this module's (wasm has none). */
+let ownFilterKernel = false;
 
 /** Idempotent: the first call does the work, later calls return the same answer. */
 export function initEngine(): Promise<EngineInfo> {
@@ -35,21 +56,119 @@ export function wasmBinaryDir(): string {
   return path.join(path.dirname(pkg), 'dist') + path.sep;
 }
 
-async function start(): Promise<EngineInfo> {
-  if (await tryTfjsNode()) return { engine: 'tfjs-node', simd: true, kernels: [] };
+function envOff(name: string): boolean {
+  const v = process.env[name];
+  return v !== undefined && ['0', 'false', 'off', 'no'].includes(v.trim().toLowerCase());
+}
 
+async function start(): Promise<EngineInfo> {
+  if (await tryTfjsNode()) {
+    current = { engine: 'tfjs-node', simd: true, kernels: [], threads: 1 };
+    return current;
+  }
   // The threaded build brings nothing on Node 20 (and needs worker plumbing): pin the single-threaded SIMD build.
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   setWasmPaths(wasmBinaryDir());
-  if (registerConv2DBackpropFilterWasm()) ownKernels.add('Conv2DBackpropFilter');
-  // wasm has these two, but runs them as scalar loops in the cases backprop needs: route them through XNNPACK.
-  if (installFastConv2DBackpropInputWasm()) ownKernels.add('Conv2DBackpropInput');
-  if (installFastBatchMatMulWasm()) ownKernels.add('BatchMatMul');
+  native = loadNative();
+  sets ??= buildKernelSets(native.ok ? native.addon : null);
+  const stockOnly = envOff('FEDKEEPER_WASM_KERNELS');
+  const want: KernelSet = stockOnly ? 'stock' : native.ok ? 'native' : 'wasm';
+  registerSet(want);
   if (!(await tf.setBackend('wasm'))) throw new Error('ml: could not initialise the tfjs wasm backend');
   await tf.ready();
   silenceCpuNodeHint();
-  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  return { engine: 'wasm', simd, kernels: [...ownKernels] };
+  simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  if (!native.ok && !stockOnly && !native.reason.startsWith('disabled') && !warned) {
+    warned = true;
+    const why = native.reason === 'not built' ? 'not built (libopenblas-dev missing? see README, "Faster training")' : native.reason;
+    process.stderr.write(`fedkeeper: native kernels ${why}: training uses the pure-wasm kernels\n`);
+  }
+  current = describe(want);
+  return current;
+}
+
+/** Kernel names any set changes. */
+const TOUCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', ...Object.keys(NATIVE_WRAPPERS)];
+
+function buildKernelSets(addon: NativeAddon | null): Map<KernelSet, Map<string, tf.KernelConfig>> {
+  const stock = new Map<string, tf.KernelConfig>();
+  for (const name of new Set(TOUCHED)) {
+    const cfg = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
+    if (cfg) stock.set(name, cfg);
+  }
+  // wasm ships without a filter gradient; keep its own should a later version have one.
+  if (!stock.has('Conv2DBackpropFilter')) {
+    stock.set('Conv2DBackpropFilter', { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilterWasm });
+    ownFilterKernel = true;
+  }
+  const wasm = new Map(stock);
+  const bmm = stock.get('BatchMatMul');
+  if (bmm) wasm.set('BatchMatMul', wrapConfig(bmm, fastTransposedBatchMatMul));
+  const cbi = stock.get('Conv2DBackpropInput');
+  if (cbi) wasm.set('Conv2DBackpropInput', wrapConfig(cbi, fastConv2DBackpropInput));
+  const out = new Map<KernelSet, Map<string, tf.KernelConfig>>([
+    ['stock', stock],
+    ['wasm', wasm],
+  ]);
+  if (addon) {
+    const nat = new Map(wasm);
+    for (const [name, wrap] of Object.entries(NATIVE_WRAPPERS)) {
+      const base = wasm.get(name);
+      if (base) nat.set(name, wrapConfig(base, (fallback) => wrap(addon, fallback)));
+    }
+    out.set('native', nat);
+  }
+  return out;
+}
+
+function registerSet(set: KernelSet): void {
+  const chosen = sets?.get(set);
+  if (!chosen) throw new Error(`ml: kernel set '${set}' is not available`);
+  for (const [name, cfg] of chosen) {
+    if (tf.getKernel(name, 'wasm') === cfg) continue;
+    if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(cfg);
+  }
+}
+
+function describe(set: KernelSet): EngineInfo {
+  const stock = sets!.get('stock')!;
+  const chosen = sets!.get(set)!;
+  const kernels = [...chosen].filter(([name, cfg]) => cfg !== stock.get(name) || (name === 'Conv2DBackpropFilter' && ownFilterKernel)).map(([n]) => n);
+  const info: EngineInfo = { engine: set === 'native' ? 'wasm+native' : 'wasm', simd, kernels, threads: 1 };
+  if (set === 'native' && native?.ok) {
+    info.threads = native.threads;
+    info.blas = native.blas;
+  } else {
+    info.nativeUnavailable = set === 'stock' ? 'FEDKEEPER_WASM_KERNELS=0' : native && !native.ok ? native.reason : 'not selected';
+  }
+  return info;
+}
+
+/**
+ * Switches the wasm backend to another kernel set (benchmarks and tests compare them in one process); returns
+ * the engine description for it. initEngine() must have completed on wasm; 'native' needs the addon.
+ */
+export function useKernelSet(set: KernelSet): EngineInfo {
+  if (!sets || !current || current.engine === 'tfjs-node') throw new Error('ml: useKernelSet needs an initialised wasm engine');
+  registerSet(set);
+  current = describe(set);
+  return current;
+}
+
+/** The engine in use now (after initEngine; reflects useKernelSet). */
+export function currentEngine(): EngineInfo | undefined {
+  return current;
+}
+
+/** The native addon, when the native kernel set is active (the in-place optimizers use it). */
+export function activeNativeAddon(): NativeAddon | null {
+  return current?.engine === 'wasm+native' && native?.ok ? native.addon : null;
+}
+
+/** The addon if it loaded, whatever set is active (benchmarks measure sgemm with it). */
+export function loadedNativeAddon(): NativeAddon | null {
+  return native?.ok ? native.addon : null;
 }
 
 async function tryTfjsNode(): Promise<boolean> {

@@ -26,13 +26,27 @@ export interface LabelledData {
 }
 
 export interface EngineInfo {
-  engine: 'tfjs-node' | 'wasm';
+  /**
+   * 'tfjs-node' (native TensorFlow, when @tensorflow/tfjs-node is installed), 'wasm+native' (the wasm backend with
+   * this project's OpenBLAS kernels, native/), or 'wasm' (the wasm backend with its pure-wasm kernels).
+   */
+  engine: 'tfjs-node' | 'wasm+native' | 'wasm';
   simd: boolean;
   /**
-   * Kernels this module registered (Conv2DBackpropFilter, absent from wasm) or replaced by XNNPACK-backed fast
-   * paths (Conv2DBackpropInput, BatchMatMul) on the wasm backend; [] on tfjs-node. `simd` is always true there.
+   * Kernels this module registered or replaced on the wasm backend: Conv2DBackpropFilter (absent from wasm), the
+   * XNNPACK-backed fast paths (Conv2DBackpropInput, BatchMatMul), and on 'wasm+native' the native ones; [] on
+   * tfjs-node. `simd` is always true there.
    */
   kernels: string[];
+  /** Threads the native kernels split work over in this process (FEDKEEPER_NATIVE_THREADS); 1 without them. */
+  threads: number;
+  /** The BLAS under the native kernels, e.g. 'OpenBLAS 0.3.21 (Haswell)'; only on 'wasm+native'. */
+  blas?: string;
+  /**
+   * On 'wasm': why the native kernels are not used ('not built', 'disabled by FEDKEEPER_NATIVE=0',
+   * 'failed to load: …', 'FEDKEEPER_WASM_KERNELS=0', 'not selected').
+   */
+  nativeUnavailable?: string;
 }
 
 export interface TrainResult {

@@ -1,0 +1,86 @@
+/**
+ * The local OpenWhisk platform, driven with the real `openwhisk` client as the keeper drives a cluster:
+ *  - cold start: a blocking invoke of a freshly (re)deployed trivial action (new runtime process + /init + /run);
+ *  - warm invoke: a blocking invoke of the same action again (p50/p99 round trip through REST + container);
+ *  - dispatch: the time for the OpenWhisk provider to get activation ids back for 100 non-blocking invocations;
+ *  - baseline, same run: a bare HTTP POST to a trivial node:http server on loopback (the floor any REST call pays).
+ * The original FedKeeper measured ~105 ms per invocation (11 s to invoke 100 clients through the wsk CLI).
+ *
+ *   node dist/bench/openwhisk-local.js [--cold N] [--warm N]
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import openwhisk from 'openwhisk';
+import { packageRoot } from '../src/functions/entries.js';
+import { launchLocalClusters } from '../src/keeper/fabric-launcher.js';
+import { OpenWhiskProvider, openWhiskOptions } from '../src/providers/openwhisk.js';
+
+const { values } = parseArgs({ options: { cold: { type: 'string', default: '10' }, warm: { type: 'string', default: '500' } } });
+const KEY = 'bbbbbbbb-0000-0000-0000-000000000000:bench-key';
+const CODE = 'function main(p) { return { ok: true, n: p.n }; }';
+
+function pct(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const fmt = (xs: number[]) => `p50 ${pct(xs, 0.5).toFixed(2)} ms  p99 ${pct(xs, 0.99).toFixed(2)} ms  (n=${xs.length})`;
+
+async function baseline(n: number): Promise<number[]> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await (await fetch(url, { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } })).json();
+    out.push(performance.now() - t);
+  }
+  server.close();
+  return out;
+}
+
+const fabric = await launchLocalClusters([{ name: 'bench', auth: KEY, profile: 'cloud' }], { ...process.env, FEDKEEPER_HOME: packageRoot() });
+const apihost = fabric.urls.get('bench')!;
+const agent = new http.Agent({ keepAlive: true });
+const ow = openwhisk({ apihost, api_key: KEY, agent });
+try {
+  const base = await baseline(Number(values.warm));
+  const cold: number[] = [];
+  const init: number[] = [];
+  for (let i = 0; i < Number(values.cold); i++) {
+    await ow.actions.create({ name: 'trivial', action: CODE, kind: 'nodejs:20', overwrite: true } as never);
+    const t = performance.now();
+    const a = (await ow.actions.invoke({ name: 'trivial', blocking: true, params: { n: i } })) as openwhisk.Activation<Record<string, unknown>>;
+    cold.push(performance.now() - t);
+    init.push(Number((a.annotations as { key: string; value: unknown }[]).find((x) => x.key === 'initTime')?.value ?? NaN));
+  }
+  const warm: number[] = [];
+  for (let i = 0; i < Number(values.warm); i++) {
+    const t = performance.now();
+    await ow.actions.invoke({ name: 'trivial', blocking: true, params: { n: i } });
+    warm.push(performance.now() - t);
+  }
+  const provider = new OpenWhiskProvider(openWhiskOptions('bench', { api_host: apihost, auth: { ow_auth: KEY } }));
+  await provider.deploy({ name: 'trivial', timeoutMs: 60_000, memoryMb: 128, settings: {} }).catch(() => undefined);
+  await ow.actions.create({ name: 'trivial', action: CODE, kind: 'nodejs:20', overwrite: true } as never);
+  const dispatch: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    const t = performance.now();
+    await Promise.all(Array.from({ length: 100 }, (_, n) => provider.invoke('trivial', { n })));
+    dispatch.push(performance.now() - t);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await provider.close();
+  console.log('local OpenWhisk platform (real openwhisk client, blocking invokes of a trivial nodejs:20 action)');
+  console.log(`  baseline: bare loopback HTTP POST      ${fmt(base)}`);
+  console.log(`  cold start (deploy → result)           ${fmt(cold)}   initTime ${fmt(init)}`);
+  console.log(`  warm invoke                            ${fmt(warm)}`);
+  console.log(`  dispatch 100 non-blocking invokes      ${fmt(dispatch)}   (seed: ~11,000 ms, ~105 ms per invocation)`);
+} finally {
+  agent.destroy();
+  await fabric.close();
+}
