@@ -10,6 +10,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { functionCode } from '../functions/catalog.js';
 import { actionSource, packageRoot } from '../functions/entries.js';
+import { fedkeeperVariables } from '../runtime/action-code.js';
 import { ContainerPool } from '../runtime/container-pool.js';
 import type { ContainerAction } from '../runtime/container-types.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
@@ -112,13 +113,15 @@ export class LocalProvider implements Provider {
   /**
    * maxActive = poolSize: FL training is CPU-bound and must not oversubscribe the cores. Memory for poolSize + 2
    * containers, so that the server functions' containers stay warm next to the clients' (a function deployed with
-   * more than 2 GB gets room for as many of its size).
+   * more than 2 GB gets room for as many of its size). The containers see the keeper's FEDKEEPER_* variables (engine
+   * knobs), not the rest of its environment.
    */
   private createPool(deployed: Deployment[]): ContainerPool {
     const largest = Math.max(SLOT_MEMORY_MB, ...deployed.map((d) => d.spec.memoryMb));
     return new ContainerPool({
       memoryMb: (this.opts.poolSize + 2) * largest,
       maxActive: this.opts.poolSize,
+      env: fedkeeperVariables(),
       label: `local cluster ${this.cluster}`,
     });
   }

@@ -19,6 +19,11 @@ export function resolveCode(action: ContainerAction, images: ImageMap, label: st
   if (exec.kind === 'blackbox') {
     const image = exec.image ?? '';
     const mapped = Object.hasOwn(images, image) ? images[image] : undefined;
+    // A blackbox action that brings its own code (OpenWhisk's docker-skeleton style: `--docker IMAGE code.js`)
+    // runs that code; locally every image is a Node.js runtime, so only images without code need a mapping.
+    if (!mapped && typeof exec.code === 'string' && exec.code.length > 0) {
+      return { code: exec.code, main: exec.main ?? 'main', binary: exec.binary ?? false };
+    }
     if (!mapped) {
       const known = Object.keys(images);
       return `${label}: action ${action.name} uses the docker image "${image}", which has no local runtime here (${known.length ? `known images: ${known.join(', ')}` : 'no images are configured'})`;
@@ -47,4 +52,11 @@ export function runtimeEnv(extra: Record<string, string> = {}): Record<string, s
     if (v !== undefined) env[k] = v;
   }
   return { ...env, ...extra };
+}
+
+/** The FEDKEEPER_* variables of `env` (engine knobs such as FEDKEEPER_NATIVE): what a local platform passes on. */
+export function fedkeeperVariables(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('FEDKEEPER_') && v !== undefined) out[k] = v;
+  return out;
 }

@@ -36,11 +36,9 @@ class InitError extends Error {
 }
 
 if (process.argv[3]) process.title = `fedkeeper-container ${process.argv[3]}`;
-const ownDir = !process.argv[2];
 const workDir = process.argv[2] ?? mkdtempSync(path.join(os.tmpdir(), 'fk-action-'));
-process.on('exit', () => {
-  if (ownDir) rmSync(workDir, { recursive: true, force: true });
-});
+// On a normal exit (e.g. the pool's process died: 'disconnect'); after a SIGKILL the pool removes the directory.
+process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
 
 let state: 'new' | 'initializing' | 'ready' | 'failed' = 'new';
 let actionMain: ActionMain | undefined;

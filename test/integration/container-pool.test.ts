@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { strToU8, zipSync } from 'fflate';
@@ -22,10 +25,15 @@ interface Runtime {
   stdout: () => string;
 }
 const runtimes: ChildProcess[] = [];
-after(() => runtimes.forEach((p) => p.kill('SIGKILL')));
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'fk-runtime-test-'));
+after(() => {
+  runtimes.forEach((p) => p.kill('SIGKILL'));
+  rmSync(scratch, { recursive: true, force: true });
+});
 
 async function startRuntime(): Promise<Runtime> {
-  const proc = fork(RUNTIME, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  // A directory of ours: the runtime cannot clean up its own after a SIGKILL.
+  const proc = fork(RUNTIME, [mkdtempSync(path.join(scratch, 'rt-'))], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   runtimes.push(proc);
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -107,7 +115,7 @@ function action(name: string, code: string, over: Partial<ContainerAction['limit
 }
 const SLEEPER = `exports.main = async (p) => { const t0 = Date.now(); await new Promise((r) => setTimeout(r, p.ms ?? 0)); return { pid: process.pid, slept: Date.now() - t0 }; }`;
 
-test('pool: zip (binary) actions: package.json main, or index.js exporting a function', async () => {
+test('pool: zip (binary) actions: package.json main, index.js exporting a function, ES modules; ES module source', async () => {
   const pool = newPool();
   const withPkg = Buffer.from(
     zipSync({
@@ -122,6 +130,12 @@ test('pool: zip (binary) actions: package.json main, or index.js exporting a fun
   const indexOnly = Buffer.from(zipSync({ 'index.js': strToU8('module.exports = (p) => ({ plain: p.v });') })).toString('base64');
   const b = await pool.run(action('zip2', indexOnly, {}, { binary: true }), { v: 'ok' }, meta());
   assert.deepEqual(b.result, { plain: 'ok' });
+  const esmZip = Buffer.from(
+    zipSync({ 'package.json': strToU8('{"type":"module"}'), 'index.js': strToU8('export async function main(p) { return { esm: true, p }; }') }),
+  ).toString('base64');
+  assert.deepEqual((await pool.run(action('zip-esm', esmZip, {}, { binary: true }), { q: 1 }, meta())).result, { esm: true, p: { q: 1 } });
+  const esmSource = await pool.run(action('src-esm', 'export function main(p) { return { esmSource: p.q }; }'), { q: 2 }, meta());
+  assert.deepEqual(esmSource.result, { esmSource: 2 });
   const empty = Buffer.from(zipSync({ 'README.md': strToU8('no code') })).toString('base64');
   const c = await pool.run(action('zip3', empty, {}, { binary: true }), {}, meta());
   assert.equal(c.status, 'developer error');
@@ -275,6 +289,11 @@ test('pool: blackbox images run the action they map to; an unknown image is a de
   assert.match(String(b.result.error), /^test cluster: .*"nobody\/nothing:2".*fedkeeper\/echo:1/);
   const c = await pool.run(action('py', 'def main(a): return a', {}, { kind: 'python:3' }), {}, meta());
   assert.equal(c.status, 'developer error');
+  // docker-skeleton style: an unmapped image that brings its own code runs that code
+  const own: ContainerAction = { name: 'bb2', version: '1', exec: { kind: 'blackbox', image: 'someone/runtime:3', code: 'function main(p) { return { own: p.k }; }' }, limits: { timeoutMs: 5000, memoryMb: 256, concurrency: 1 } };
+  const d = await pool.run(own, { k: 7 }, meta());
+  assert.equal(d.status, 'success');
+  assert.deepEqual(d.result, { own: 7 });
 });
 
 test('pool: logs are cut per activation; the environment is the pool’s and the action’s, not the parent’s', async () => {
