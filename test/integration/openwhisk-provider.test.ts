@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import openwhisk from 'openwhisk';
 import { packageRoot } from '../../src/functions/entries.js';
 import { launchLocalClusters, type LaunchedFabric } from '../../src/keeper/fabric-launcher.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../../src/providers/openwhisk.js';
@@ -69,6 +70,17 @@ test('deploy, list, invoke without blocking, poll to success, warm second call, 
   await ow.remove('nodeinfo');
   assert.ok(!(await ow.list()).includes('nodeinfo'));
   await ow.remove('nodeinfo'); // already gone: no error
+});
+
+test('web: true deploys a web action; limits and code reach the platform', async () => {
+  await ow.deploy({ name: 'nodeinfo', timeoutMs: 7000, memoryMb: 192, settings: { web: true, concurrency: 3 } });
+  const client = openwhisk({ apihost: fabric.urls.get('ow1')!, api_key: KEY });
+  const a = await client.actions.get({ name: 'nodeinfo' });
+  const ann = (a.annotations ?? []) as { key: string; value: unknown }[];
+  assert.equal(ann.find((x) => x.key === 'web-export')?.value, true);
+  assert.deepEqual({ ...a.limits }, { ...a.limits, timeout: 7000, memory: 192, concurrency: 3 });
+  assert.match(String((a.exec as { code?: string }).code), /FEDKEEPER_HOME/);
+  await ow.remove('nodeinfo');
 });
 
 test('failure classes: application error, crash, non-object result, timeout', async () => {
