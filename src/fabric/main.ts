@@ -59,6 +59,7 @@ export async function startFabric(
         ...(c.seed !== undefined ? { seed: c.seed } : {}),
         ...(c.maxActive !== undefined ? { maxActive: c.maxActive } : {}),
         profile: poolProfile(character),
+        ...(character.outages !== undefined ? { outages: character.outages } : {}),
         memoryMb: character.memoryMb,
         env: containerEnv,
         ...(opts.images !== undefined ? { images: opts.images } : {}),

@@ -2,16 +2,24 @@
  * A local OpenWhisk cluster: an HTTP server speaking the part of the OpenWhisk REST API that the `openwhisk` client
  * uses for actions and activations, with one ContainerPool (runtime/) as its invoker. Reachable only over HTTP:
  * a FedKeeper provider talks to it exactly as to a real cluster.
+ *
+ * Outages (`outages`, ms after the server first listened): at a window's start the controller stops listening
+ * (server.close, and every open connection is cut, so any request needs a new connection and gets ECONNREFUSED);
+ * at its end it listens again on the same host and port. The invoker and its containers are untouched: activations
+ * already running go on, and those that end during the outage are recorded and readable afterwards.
+ *
+ * `GET /api/v1/fedkeeper/faults` (authenticated, FedKeeper's own) answers the faults injected so far: FaultCounts.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { ContainerPool } from '../runtime/container-pool.js';
-import type { ClusterProfile } from '../runtime/container-types.js';
+import type { ClusterProfile, InjectedFaults } from '../runtime/container-types.js';
 import { ActionStore, LIMIT_RANGES, MIN_MEMORY_MB } from './action-store.js';
 import { ActivationStore } from './activation-store.js';
 import { ClusterAuth } from './auth.js';
 import { FabricConfigError } from './errors.js';
 import { Invoker } from './invoker.js';
+import { checkOutages, type OutageWindow } from './profiles.js';
 import { handleRequest, type ApiContext } from './routes.js';
 
 type PoolOptions = ConstructorParameters<typeof ContainerPool>[0];
@@ -25,8 +33,10 @@ export interface OpenWhiskServerOptions {
   namespace?: string;
   /** The cluster's API key, `uuid:key`. */
   auth: string;
-  /** The pool's character (cold-start delay, speed factor, failure probability). */
+  /** The pool's character (cold-start delay, speed factor, injected faults). */
   profile?: Partial<ClusterProfile>;
+  /** Controller outages, ms after the server first listens (see the top of this file). */
+  outages?: OutageWindow[];
   /** Memory of the invoker, MB: the pool's bound, and the largest memory limit an action may ask; default 8192. */
   memoryMb?: number;
   /** Docker image → local runtime mapping for `blackbox` actions (see ContainerPool). */
@@ -54,7 +64,17 @@ export interface OpenWhiskServer {
   url: string;
   port: number;
   namespace: string;
+  /** The faults injected so far (what `GET /api/v1/fedkeeper/faults` answers). */
+  faults(): FaultCounts;
   close(): Promise<void>;
+}
+
+/** Injected faults of one cluster: the pool's, plus its controller outages. */
+export interface FaultCounts extends InjectedFaults {
+  /** Outage windows begun. */
+  outages: number;
+  /** Connections open when an outage began, cut by it (refused connection attempts are not countable: nothing listens). */
+  outage_cut_connections: number;
 }
 
 const DEFAULT_MEMORY_MB = 8192;
@@ -68,6 +88,12 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
     throw new FabricConfigError(`cluster ${opts.label}: memoryMb must be an integer ≥ ${MIN_MEMORY_MB}, got ${memoryMb}`);
   }
   const auth = new ClusterAuth(opts.auth, namespace, `cluster ${opts.label}`);
+  let outages: OutageWindow[] = [];
+  try {
+    outages = checkOutages(opts.outages ?? []);
+  } catch (e) {
+    throw new FabricConfigError(`cluster ${opts.label}: ${(e as Error).message}`);
+  }
 
   const poolOptions: PoolOptions = { memoryMb, label: opts.label };
   if (opts.profile !== undefined) poolOptions.profile = opts.profile;
@@ -79,6 +105,8 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   const pool = new ContainerPool(poolOptions);
 
   const activations = new ActivationStore(opts.activationCapacity ?? 10_000);
+  const outageCounts = { outages: 0, outage_cut_connections: 0 };
+  const faults = (): FaultCounts => ({ ...pool.faults(), ...outageCounts });
   const ctx: ApiContext = {
     auth,
     actions: new ActionStore(namespace, memoryMb),
@@ -87,10 +115,16 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
     blockingWaitMs: opts.blockingWaitMs ?? 60_000,
     info: apiInfo(opts.label, memoryMb),
+    faults,
   };
 
   const server = createServer((req, res) => void handleRequest(ctx, req, res));
   server.keepAliveTimeout = 30_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   try {
     await listen(server, host, opts.port ?? 0);
   } catch (e) {
@@ -103,17 +137,73 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   }
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
+  const controller = scheduleOutages(server, host, port, outages, outageCounts, sockets, () => closing !== undefined);
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     namespace,
+    faults,
     close: () =>
       (closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await closed;
+        await controller.stop();
+        if (server.listening) await stopListening(server);
         await pool.close();
       })()),
+  };
+}
+
+/** server.close, cutting every connection (idle or not): resolves once the server is closed. */
+function stopListening(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
+
+const RELISTEN_RETRY_MS = 100;
+
+/**
+ * Timers for the outage windows, relative to now. Transitions run one after the other; stop() cancels what has not
+ * begun and waits for a transition under way (a relisten that keeps failing, e.g. the port was taken meanwhile, is
+ * retried every RELISTEN_RETRY_MS until it succeeds or the server is closed).
+ */
+function scheduleOutages(
+  server: Server,
+  host: string,
+  port: number,
+  windows: readonly OutageWindow[],
+  counts: { outages: number; outage_cut_connections: number },
+  sockets: Set<Socket>,
+  isClosing: () => boolean,
+): { stop(): Promise<void> } {
+  const timers: NodeJS.Timeout[] = [];
+  let chain = Promise.resolve();
+  const then = (step: () => Promise<void>) => {
+    chain = chain.then(() => (isClosing() ? undefined : step())).catch(() => {});
+  };
+  const down = async () => {
+    counts.outages++;
+    counts.outage_cut_connections += sockets.size;
+    await stopListening(server);
+  };
+  const up = async () => {
+    while (!isClosing()) {
+      try {
+        await listen(server, host, port);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, RELISTEN_RETRY_MS));
+      }
+    }
+  };
+  for (const w of windows) {
+    timers.push(setTimeout(() => then(down), w.startMs));
+    timers.push(setTimeout(() => then(up), w.startMs + w.durationMs));
+  }
+  return {
+    stop: async () => {
+      for (const t of timers) clearTimeout(t);
+      await chain;
+    },
   };
 }
 

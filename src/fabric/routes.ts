@@ -1,7 +1,8 @@
 /**
  * The routes of the local OpenWhisk API (paths under /api/v1, as apiv1swagger.json): actions (list, get, put,
  * delete, invoke) and activations (list, get, result, logs), plus `GET /api/v1` (API info) and `GET /ping`.
- * Everything under /api/v1/namespaces needs the cluster's key; `_` is the caller's namespace.
+ * Everything under /api/v1/namespaces needs the cluster's key; `_` is the caller's namespace. FedKeeper's own
+ * `GET /api/v1/fedkeeper/faults` (the faults the cluster's profile has injected so far) needs it too.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { actionJson, actionMetaJson, type ActionStore } from './action-store.js';
@@ -21,6 +22,8 @@ export interface ApiContext {
   blockingWaitMs: number;
   /** Body of `GET /api/v1`. */
   info: Record<string, unknown>;
+  /** Body of `GET /api/v1/fedkeeper/faults`. */
+  faults: () => object;
 }
 
 interface Call {
@@ -60,6 +63,10 @@ async function route(c: Call, p: string[]): Promise<void> {
   if (p.length === 1 && p[0] === 'ping') return only(c, 'GET', () => sendText(c.res, 200, 'pong'));
   if (p[0] !== 'api' || p[1] !== 'v1') throw WhiskHttpError.notFound();
   if (p.length === 2) return only(c, 'GET', () => sendJson(c.res, 200, c.ctx.info, c.tid));
+  if (p[2] === 'fedkeeper' && p[3] === 'faults' && p.length === 4) {
+    c.ctx.auth.check(c.req.headers.authorization);
+    return only(c, 'GET', () => sendJson(c.res, 200, c.ctx.faults(), c.tid));
+  }
   if (p[2] !== 'namespaces') throw WhiskHttpError.notFound();
   c.ctx.auth.check(c.req.headers.authorization);
   if (p.length === 3) return only(c, 'GET', () => sendJson(c.res, 200, [c.ctx.auth.namespace], c.tid));

@@ -46,6 +46,8 @@ export interface RelayedClientParams extends Omit<ClientParams, 'store'> {
 export interface AggregatorParams extends CommonParams {
   round: number;
   clientIds: number[];
+  /** Updates larger than this (encoded) are rejected. */
+  maxUpdateBytes?: number;
 }
 
 /** Bad parameters: the caller's fault, reported as an application error. */

@@ -302,6 +302,8 @@ export class Keeper {
     const tEnd = Date.now();
     const accuracy = Number(agg.result.accuracy);
     const loss = Number(agg.result.loss);
+    const rejected = Array.isArray(agg.result.rejected) ? (agg.result.rejected as { clientId: number; reason: string }[]) : [];
+    for (const r of rejected) runDir.event('update_rejected', { round, client_id: r.clientId, reason: r.reason });
     runDir.round({
       round,
       accuracy,
@@ -310,7 +312,7 @@ export class Keeper {
       train_s: (tTrained - tInvoked) / 1000,
       agg_s: (tEnd - tTrained) / 1000,
       total_s: (tEnd - tStart) / 1000,
-      clients: selected.length,
+      clients: selected.length - rejected.length,
       samples: results.reduce((s, r) => s + Number(r.result.numSamples ?? 0), 0),
       retries: counters.retries - before.retries,
       failures: counters.failures - before.failures,

@@ -31,7 +31,19 @@ export interface RunBody {
   /** Epoch ms (a string, as OpenWhisk sends it) after which the activation is killed. */
   deadline: string;
   api_key?: string;
+  /**
+   * Fault injection (FedKeeper's, not OpenWhisk's): honoured only by a runtime started with FAULT_INJECTION_FLAG.
+   * 'error': answer `{error: "injected fault"}` without calling main; 'timeout': never answer (the pool's time limit
+   * kills the container). Outside `value`, so an action never sees it and a caller of the action cannot set it.
+   */
+  fedkeeper_fault?: 'error' | 'timeout';
 }
+
+/** Command-line flag (after the directory and the id) that makes a runtime honour RunBody.fedkeeper_fault. */
+export const FAULT_INJECTION_FLAG = '--fault-injection';
+
+/** The `error` of an injected application error. */
+export const INJECTED_ERROR = 'injected fault';
 
 /** IPC message a runtime process sends its parent once its server listens. */
 export interface ListeningMessage {

@@ -18,6 +18,9 @@
  *
  * argv[2], when given, is the (pool-owned) directory to unpack the action into; otherwise a temp directory is used.
  * argv[3], when given, is the container's id: it goes into the process title, so `ps` tells containers apart.
+ * FAULT_INJECTION_FLAG among the later arguments makes it honour RunBody.fedkeeper_fault (a pool whose cluster
+ * profile injects faults starts its containers so): 'error' answers `{error: "injected fault"}` through the ordinary
+ * /run path without calling main; 'timeout' holds the activation, without calling main, and never answers.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -26,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { unzipSync } from 'fflate';
-import { ACTIVATION_SENTINEL, RUNTIME_ERRORS, type InitBody, type ListeningMessage, type RunBody } from './action-contract.js';
+import { ACTIVATION_SENTINEL, FAULT_INJECTION_FLAG, INJECTED_ERROR, RUNTIME_ERRORS, type InitBody, type ListeningMessage, type RunBody } from './action-contract.js';
 
 type ActionMain = (params: Record<string, unknown>) => unknown;
 
@@ -39,6 +42,8 @@ if (process.argv[3]) process.title = `fedkeeper-container ${process.argv[3]}`;
 const workDir = process.argv[2] ?? mkdtempSync(path.join(os.tmpdir(), 'fk-action-'));
 // On a normal exit (e.g. the pool's process died: 'disconnect'); after a SIGKILL the pool removes the directory.
 process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
+
+const faultInjection = process.argv.slice(4).includes(FAULT_INJECTION_FLAG);
 
 let state: 'new' | 'initializing' | 'ready' | 'failed' = 'new';
 let actionMain: ActionMain | undefined;
@@ -191,6 +196,17 @@ async function run(body: RunBody): Promise<[number, unknown]> {
   for (const [k, val] of Object.entries(env)) {
     if (val === undefined || val === null) delete process.env[k];
     else process.env[k] = String(val);
+  }
+  const fault = faultInjection ? body.fedkeeper_fault : undefined;
+  if (fault === 'error') {
+    console.error(`[fedkeeper] fault injected by the cluster profile: this activation answers an application error`);
+    endOfActivation();
+    return [200, { error: INJECTED_ERROR }];
+  }
+  if (fault === 'timeout') {
+    // The activation really outlives its deadline: no answer ever comes, the pool's time limit kills this process.
+    console.error(`[fedkeeper] fault injected by the cluster profile: this activation is held past its time limit`);
+    return new Promise<never>(() => {});
   }
   let out: unknown;
   try {

@@ -9,14 +9,19 @@
  *  - A run past limits.timeoutMs (from the start of /run) gets its container SIGKILLed: 'timed out'. A crash, a
  *    broken connection or a non-200 answer is a 'developer error', and that container is never reused. A result
  *    with an `error` field is an 'application error'.
- *  - The profile makes one pool behave like a given cluster: coldStartDelayMs, speedFactor, failureProbability.
+ *  - The profile makes one pool behave like a given cluster: coldStartDelayMs, speedFactor, and injected faults
+ *    (failureProbability: the container crashes; errorProbability: an application error; timeoutProbability: the
+ *    activation outlives its time limit — see ClusterProfile). Each activation gets one uniform draw from a PRNG
+ *    seeded with (seed, label, its sequence number in the pool, in order of submission), so a run that submits the
+ *    same activations in the same order gets the same faults whatever the timing. The three outcomes are disjoint
+ *    (the probabilities must sum to ≤ 1): crash on [0, pf), error on [pf, pf + pe), timeout on [pf + pe, pf + pe + pt).
  *  - run() never rejects for a fault of the action or its container: every outcome is a ContainerRunResult.
  */
 import http from 'node:http';
-import { createRng, type Rng } from '../fl/rng.js';
+import { createRng } from '../fl/rng.js';
 import type { RunBody } from './action-contract.js';
 import { Container, ContainerFault, PayloadError, describeExit } from './container.js';
-import type { ClusterProfile, ContainerAction, ContainerOutcome, ContainerRunResult, RunMeta } from './container-types.js';
+import type { ClusterProfile, ContainerAction, ContainerOutcome, ContainerRunResult, InjectedFault, InjectedFaults, RunMeta } from './container-types.js';
 import { resolveCode, runtimeEnv, type ActionCode, type ImageMap } from './action-code.js';
 
 export interface ContainerPoolOptions {
@@ -31,7 +36,7 @@ export interface ContainerPoolOptions {
   images?: ImageMap;
   /** Idle containers are stopped after this (default 10 min). */
   idleTimeoutMs?: number;
-  /** Seeds the failure draws (reproducible). */
+  /** Seeds the fault draws (reproducible). */
   seed?: number;
   /** For error messages, e.g. "openwhisk cluster edge". */
   label?: string;
@@ -51,6 +56,8 @@ interface Job {
   params: Record<string, unknown>;
   meta: RunMeta;
   submitted: number;
+  /** Drawn at submission. */
+  fault: InjectedFault | undefined;
   resolve: (r: ContainerRunResult) => void;
 }
 
@@ -68,9 +75,10 @@ export class ContainerPool {
   private readonly containers: Container[] = [];
   private readonly queue: Job[] = [];
   private readonly agent = new http.Agent({ keepAlive: true });
-  private readonly profile: ClusterProfile;
-  private readonly rng: Rng;
+  private readonly profile: Required<ClusterProfile>;
+  private readonly seed: number;
   private readonly label: string;
+  private readonly injected: InjectedFaults = { activations: 0, crash: 0, error: 0, timeout: 0 };
   private active = 0;
   private nextId = 1;
   private closed = false;
@@ -79,13 +87,23 @@ export class ContainerPool {
     if (!(opts.memoryMb > 0)) throw new RangeError(`container pool memoryMb must be > 0, got ${opts.memoryMb}`);
     const maxActive = opts.maxActive ?? Infinity;
     if (!(maxActive >= 1)) throw new RangeError(`container pool maxActive must be ≥ 1, got ${maxActive}`);
-    this.profile = { coldStartDelayMs: 0, speedFactor: 1, failureProbability: 0, ...opts.profile };
+    const given = Object.fromEntries(Object.entries(opts.profile ?? {}).filter(([, v]) => v !== undefined));
+    this.profile = { coldStartDelayMs: 0, speedFactor: 1, failureProbability: 0, errorProbability: 0, timeoutProbability: 0, ...given };
     const p = this.profile;
     if (!(p.speedFactor >= 1)) throw new RangeError(`profile speedFactor must be ≥ 1, got ${p.speedFactor}`);
-    if (!(p.failureProbability >= 0 && p.failureProbability <= 1)) throw new RangeError(`profile failureProbability must be in [0, 1], got ${p.failureProbability}`);
+    for (const k of ['failureProbability', 'errorProbability', 'timeoutProbability'] as const) {
+      if (!(p[k] >= 0 && p[k] <= 1)) throw new RangeError(`profile ${k} must be in [0, 1], got ${p[k]}`);
+    }
+    const sum = p.failureProbability + p.errorProbability + p.timeoutProbability;
+    if (!(sum <= 1 + 1e-9)) throw new RangeError(`profile failureProbability + errorProbability + timeoutProbability must be ≤ 1, got ${sum}`);
     if (!(p.coldStartDelayMs >= 0)) throw new RangeError(`profile coldStartDelayMs must be ≥ 0, got ${p.coldStartDelayMs}`);
     this.label = opts.label ?? 'container pool';
-    this.rng = createRng(opts.seed ?? 0, 'container-failures', this.label);
+    this.seed = opts.seed ?? 0;
+  }
+
+  /** The faults injected so far (a copy). */
+  faults(): InjectedFaults {
+    return { ...this.injected };
   }
 
   run(action: ContainerAction, params: Record<string, unknown>, meta: RunMeta): Promise<ContainerRunResult> {
@@ -96,8 +114,9 @@ export class ContainerPool {
     if (action.limits.memoryMb > this.opts.memoryMb) {
       return Promise.resolve(failed(`${this.label}: action ${action.name} needs ${action.limits.memoryMb} MB, more than the ${this.opts.memoryMb} MB of the whole pool`, submitted));
     }
+    const fault = this.drawFault(action);
     return new Promise((resolve) => {
-      this.queue.push({ action, code, params, meta, submitted, resolve });
+      this.queue.push({ action, code, params, meta, submitted, fault, resolve });
       this.dispatch();
     });
   }
@@ -121,6 +140,22 @@ export class ContainerPool {
     for (const c of all) c.kill();
     await Promise.all(all.map((c) => c.exited));
     this.agent.destroy();
+  }
+
+  /** The fault of the next activation: one uniform draw from its own stream (seed, label, sequence number). */
+  private drawFault(action: ContainerAction): InjectedFault | undefined {
+    const seq = this.injected.activations++;
+    const p = this.profile;
+    if (p.failureProbability === 0 && p.errorProbability === 0 && p.timeoutProbability === 0) return undefined;
+    const u = createRng(this.seed, 'faults', this.label, seq).next();
+    if (u < p.failureProbability) return 'crash';
+    if (u < p.failureProbability + p.errorProbability) return 'error';
+    if (u < p.failureProbability + p.errorProbability + p.timeoutProbability) {
+      // Without a finite time limit nothing would ever end the held activation: no timeout fault then.
+      const t = action.limits.timeoutMs;
+      return Number.isFinite(t) && t > 0 ? 'timeout' : undefined;
+    }
+    return undefined;
   }
 
   /** Memory of live containers: a killed one's is free at once (its process is gone within milliseconds). */
@@ -180,6 +215,7 @@ export class ContainerPool {
       concurrency: Math.max(1, Math.floor(action.limits.concurrency)),
       env: runtimeEnv(this.opts.env),
       agent: this.agent,
+      faultInjection: this.profile.errorProbability > 0 || this.profile.timeoutProbability > 0,
     });
     this.containers.push(c);
     c.ready = (async () => {
@@ -237,7 +273,8 @@ export class ContainerPool {
       const logs = await c.logs.last();
       return { ...base, status: 'developer error', result: { error: this.closed ? `${this.label}: the container pool was closed` : message }, startTime: now, endTime: now, waitTimeMs: now - job.submitted, logs };
     }
-    const doomed = this.profile.failureProbability > 0 && this.rng.next() < this.profile.failureProbability;
+    const doomed = job.fault === 'crash';
+    if (job.fault) this.injected[job.fault]++; // the container is ready: the fault is on its way
     const startTime = Date.now();
     const timeoutMs = job.action.limits.timeoutMs;
     const body: RunBody = {
@@ -248,6 +285,7 @@ export class ContainerPool {
       transaction_id: job.meta.transactionId ?? job.meta.activationId,
       deadline: String(startTime + timeoutMs),
       ...(job.meta.apiKey ? { api_key: job.meta.apiKey } : {}),
+      ...(job.fault === 'error' || job.fault === 'timeout' ? { fedkeeper_fault: job.fault } : {}),
     };
     const ending = await this.runWithLimits(c, body, timeoutMs, doomed);
     const endTime = Date.now();

@@ -67,6 +67,36 @@ export interface ClusterProfile {
   coldStartDelayMs: number;
   /** ≥ 1: an activation takes this many times its real duration (the container is held for the extra time). */
   speedFactor: number;
-  /** Probability in [0, 1] that an activation's container crashes while running it. */
+  /**
+   * Probability in [0, 1] that an activation's container crashes while running it: the runtime process is
+   * SIGKILLed once the /run request is on its way, the activation is a 'developer error' and the container is gone.
+   */
   failureProbability: number;
+  /**
+   * Probability in [0, 1] that the action answers with an application error: the runtime process, told so in the
+   * /run request, answers `{error: "injected fault"}` instead of calling the action's main (no side effects), through
+   * its ordinary /run path. Default 0.
+   */
+  errorProbability?: number;
+  /**
+   * Probability in [0, 1] that the activation runs past its time limit: the runtime process, told so in the /run
+   * request, holds the activation without calling main and never answers, so the pool's time limit fires, kills the
+   * container and reports 'timed out'. Only drawn for actions with a finite time limit. Default 0.
+   */
+  timeoutProbability?: number;
 }
+
+/** Faults a pool's profile has injected so far (see ClusterProfile). */
+export interface InjectedFaults {
+  /** Activations submitted to the pool, i.e. fault draws made. */
+  activations: number;
+  /** Containers crashed (failureProbability). */
+  crash: number;
+  /** Application errors answered (errorProbability). */
+  error: number;
+  /** Activations held past their time limit (timeoutProbability). */
+  timeout: number;
+}
+
+/** The fault an activation gets, if any. */
+export type InjectedFault = 'crash' | 'error' | 'timeout';

@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { InitBody, ListeningMessage, RunBody } from './action-contract.js';
+import { FAULT_INJECTION_FLAG, type InitBody, type ListeningMessage, type RunBody } from './action-contract.js';
 import { ActivationLogs } from './activation-logs.js';
 
 const RUNTIME_ENTRY = fileURLToPath(new URL('./action-runtime.js', import.meta.url));
@@ -43,6 +43,8 @@ export interface ContainerOptions {
   /** Full environment of the process. */
   env: Record<string, string>;
   agent: http.Agent;
+  /** Start the runtime with FAULT_INJECTION_FLAG: it then honours RunBody.fedkeeper_fault. */
+  faultInjection?: boolean;
 }
 
 export const describeExit = (e: ExitInfo): string => (e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`);
@@ -76,7 +78,7 @@ export class Container {
     this.agent = opts.agent;
     // The pool owns the directory the action is unpacked into, so that it is removed even after a SIGKILL.
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'fk-container-'));
-    this.proc = fork(RUNTIME_ENTRY, [this.dir, opts.id], {
+    this.proc = fork(RUNTIME_ENTRY, [this.dir, opts.id, ...(opts.faultInjection ? [FAULT_INJECTION_FLAG] : [])], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: opts.env,
       // A fresh runtime, not the parent's flags; the V8 heap is capped at the action's memory limit, the nearest

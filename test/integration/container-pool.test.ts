@@ -279,6 +279,57 @@ test('pool: profile: cold-start delay, speed factor, injected failures (seeded)'
   assert.ok(first.includes('success') && first.includes('developer error'), first.join());
 });
 
+test('pool: injected application errors and timeouts are answered (or not) by the runtime itself', async () => {
+  const act = action('f', SLEEPER, { timeoutMs: 400 });
+  const erring = newPool({ profile: { errorProbability: 1 } });
+  const e1 = await erring.run(act, { ms: 0 }, meta());
+  assert.equal(e1.status, 'application error');
+  assert.deepEqual(e1.result, { error: 'injected fault' });
+  assert.ok(e1.logs.some((l) => /fault injected by the cluster profile/.test(l)), e1.logs.join(' | '));
+  const e2 = await erring.run(act, { ms: 0 }, meta());
+  assert.equal(e2.containerId, e1.containerId, 'an application error keeps the container');
+  assert.equal(e2.coldStart, false);
+
+  const holding = newPool({ profile: { timeoutProbability: 1 } });
+  const t = await holding.run(act, { ms: 0 }, meta());
+  assert.equal(t.status, 'timed out');
+  assert.equal(t.result.error, 'The action exceeded its time limit of 400 milliseconds.');
+  assert.ok(t.endTime - t.startTime >= 400, `held ${t.endTime - t.startTime} ms`);
+  assert.equal(holding.stats().containers, 0, 'the container was killed');
+  // no finite time limit: nothing would end a held activation, so no timeout is injected
+  const unlimited = await holding.run(action('f', SLEEPER, { timeoutMs: Infinity }), { ms: 0 }, meta());
+  assert.equal(unlimited.status, 'success');
+  assert.deepEqual(holding.faults(), { activations: 2, crash: 0, error: 0, timeout: 1 });
+  assert.deepEqual(erring.faults(), { activations: 2, crash: 0, error: 2, timeout: 0 });
+
+  assert.throws(() => newPool({ profile: { failureProbability: 0.6, errorProbability: 0.6 } }), /must be ≤ 1/);
+  assert.throws(() => newPool({ profile: { timeoutProbability: 2 } }), /timeoutProbability must be in \[0, 1\]/);
+});
+
+test('pool: fault draws follow the order of submission, not timing', async () => {
+  const act = action('d', SLEEPER, { concurrency: 4 });
+  const profile = { errorProbability: 0.5 };
+  const sequential = newPool({ profile, seed: 3, label: 'drawn' });
+  const one: string[] = [];
+  for (let i = 0; i < 12; i++) one.push((await sequential.run(act, { ms: 0 }, meta())).status);
+  const concurrent = newPool({ profile, seed: 3, label: 'drawn' });
+  const all = await Promise.all(Array.from({ length: 12 }, (_, i) => concurrent.run(act, { ms: (i * 37) % 90 }, meta())));
+  assert.deepEqual(all.map((r) => r.status), one);
+  assert.ok(one.includes('success') && one.includes('application error'), one.join());
+  const otherCluster = newPool({ profile, seed: 3, label: 'drawn elsewhere' });
+  const other: string[] = [];
+  for (let i = 0; i < 12; i++) other.push((await otherCluster.run(act, { ms: 0 }, meta())).status);
+  assert.notDeepEqual(other, one, 'the cluster name is part of the stream');
+});
+
+test('runtime: without the fault-injection flag a fedkeeper_fault in /run is ignored', async () => {
+  const rt = await startRuntime();
+  await rt.post('/init', { value: { name: 'plain', main: 'main', code: 'exports.main = () => ({ ran: true })', binary: false } });
+  for (const fault of ['error', 'timeout']) {
+    assert.deepEqual(await rt.post('/run', { ...runBody({}), fedkeeper_fault: fault }), { status: 200, body: { ran: true } });
+  }
+});
+
 test('pool: blackbox images run the action they map to; an unknown image is a developer error naming it', async () => {
   const pool = newPool({ images: { 'fedkeeper/echo:1': { code: 'exports.handler = (p) => ({ image: true, p })', main: 'handler' } } });
   const box = (image: string): ContainerAction => ({ name: 'bb', version: '1', exec: { kind: 'blackbox', image }, limits: { timeoutMs: 5000, memoryMb: 256, concurrency: 1 } });
