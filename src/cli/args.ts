@@ -2,7 +2,7 @@
  * Command-line parsing: `fedkeeper run|deploy|remove|start -c FILE`, and the seed's spellings
  * `fedkeeper -c FILE -d|-r|-s` (deploy / remove / start).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'help' | 'version';
 
@@ -36,35 +36,34 @@ Exit codes: 0 success, 2 bad input (config, arguments, data), 1 anything else.`;
 
 const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'help'];
 
+/** parseArgs with positionals, strict, its error turned into one usage line. */
+function strictArgs<O extends ParseArgsConfig['options']>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, allowPositionals: true, strict: true, options });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see fedkeeper --help)`);
+  }
+}
+
 function list(v: string | undefined): string[] {
   return (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 /** `functions deploy|remove …` and `fabric up …` have their own flags (-s is the scenario there, as in deploy.py). */
 function parseSubcommand(command: 'functions' | 'fabric', argv: string[]): CliArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        all: { type: 'boolean', short: 'a' },
-        providers: { type: 'string', short: 'p' },
-        openwhisk: { type: 'string', short: 'o' },
-        google: { type: 'string', short: 'g' },
-        scenario: { type: 'string', short: 's' },
-        functions: { type: 'string', short: 'f' },
-        deploy: { type: 'boolean', short: 'd' },
-        remove: { type: 'boolean', short: 'r' },
-        invoke: { type: 'boolean' },
-        debug: { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see fedkeeper --help)`);
-  }
+  const parsed = strictArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    all: { type: 'boolean', short: 'a' },
+    providers: { type: 'string', short: 'p' },
+    openwhisk: { type: 'string', short: 'o' },
+    google: { type: 'string', short: 'g' },
+    scenario: { type: 'string', short: 's' },
+    functions: { type: 'string', short: 'f' },
+    deploy: { type: 'boolean', short: 'd' },
+    remove: { type: 'boolean', short: 'r' },
+    invoke: { type: 'boolean' },
+    debug: { type: 'boolean' },
+  });
   const { values: v, positionals } = parsed;
   const debug = v.debug === true;
   if (!v.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} ${command === 'fabric' ? 'up' : 'deploy'} -c CONFIG …`);
@@ -86,25 +85,15 @@ function parseSubcommand(command: 'functions' | 'fabric', argv: string[]): CliAr
 
 export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'functions' || argv[0] === 'fabric') return parseSubcommand(argv[0], argv.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        deploy: { type: 'boolean', short: 'd' },
-        remove: { type: 'boolean', short: 'r' },
-        start: { type: 'boolean', short: 's' },
-        debug: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see fedkeeper --help)`);
-  }
+  const parsed = strictArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    deploy: { type: 'boolean', short: 'd' },
+    remove: { type: 'boolean', short: 'r' },
+    start: { type: 'boolean', short: 's' },
+    debug: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'V' },
+  });
   const { values, positionals } = parsed;
   const debug = values.debug === true;
   if (values.help) return { command: 'help', debug };
