@@ -132,6 +132,21 @@ const Store = strict({
   path: withDefault(z.string().min(1), '.fedkeeper/store.sqlite'),
 });
 
+/** How the keeper treats failed invocations (issue 4 grows this block). */
+const FaultTolerance = strict({
+  max_attempts: withDefault(int((n) => n.min(1).max(100)), 3),
+  backoff_initial: withDefault(durationMs(), 500),
+  backoff_max: withDefault(durationMs(), 30_000),
+}).superRefine((f, ctx) => {
+  if (f.backoff_max < f.backoff_initial) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['backoff_max'],
+      message: `expected at least backoff_initial (${f.backoff_initial} ms), found ${f.backoff_max} ms; raise backoff_max or lower backoff_initial`,
+    });
+  }
+});
+
 const MONGO_MESSAGE =
   'the MongoDB store is not available in this build; use store: {type: sqlite, path: ...} instead';
 
@@ -148,6 +163,7 @@ const FederatedLearning = strict(
     training_test_data: withDefaults(TrainingTestDataSchema),
     functions: withDefaults(Functions),
     store: withDefaults(Store),
+    fault_tolerance: withDefaults(FaultTolerance),
     target_accuracy: withDefault(num((n) => n.gt(0).lte(1)), 1),
     max_rounds: withDefault(int((n) => n.min(1)), 10),
     seed: withDefault(int((n) => n.min(0).lt(2 ** 32)), 0),

@@ -79,6 +79,15 @@ export interface FunctionPlatformSettings {
 
 export type StoreConfig = { type: 'sqlite'; path: string };
 
+/** How the keeper treats failed invocations. */
+export interface FaultToleranceConfig {
+  /** Invocations of one client per round (first try included) before the round fails. */
+  max_attempts: number;
+  /** Re-invocation backoff, ms: backoff_initial × 2^(attempt−1), capped at backoff_max, with full jitter. */
+  backoff_initial: number;
+  backoff_max: number;
+}
+
 export interface FederatedLearningScenario {
   server_config: ServerConfig;
   clients_info: ClientsInfo;
@@ -88,6 +97,7 @@ export interface FederatedLearningScenario {
   /** function name → platform (local, openwhisk, google …) → settings. */
   functions: Record<string, Record<string, FunctionPlatformSettings>>;
   store: StoreConfig;
+  fault_tolerance: FaultToleranceConfig;
   target_accuracy: number; // in (0, 1]
   max_rounds: number;
   seed: number;

@@ -19,6 +19,7 @@ import type { ParameterStore } from '../store/types.js';
 import { durationsBy } from '../telemetry/durations.js';
 import { RunDirectory } from '../telemetry/run-dir.js';
 import { BadInputError, RunFailedError } from './errors.js';
+import { backoffMs } from './backoff.js';
 import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
@@ -34,7 +35,7 @@ export interface KeeperOptions {
   /** Directory for local state (deployment records of local clusters); default ".fedkeeper". */
   stateDir?: string;
   onProgress?: (e: ProgressEvent) => void;
-  /** Attempts per client invocation before the round fails. */
+  /** Attempts per client invocation before the round fails; default fault_tolerance.max_attempts. */
   maxAttempts?: number;
 }
 
@@ -68,7 +69,7 @@ export class Keeper {
 
   /** Builds the plan: provider objects for every cluster, starting the local OpenWhisk fabric if the config has one. */
   static async open(cfg: FedKeeperConfig, opts: KeeperOptions = {}): Promise<Keeper> {
-    const full = { stateDir: '.fedkeeper', maxAttempts: 3, ...opts };
+    const full = { stateDir: '.fedkeeper', maxAttempts: cfg.scenarios.federated_learning.fault_tolerance.max_attempts, ...opts };
     return new Keeper(cfg, await buildPlan(cfg, full.stateDir), full);
   }
 
@@ -338,6 +339,7 @@ export class Keeper {
         );
       }
       counters.retries++;
+      await this.backoff(f.request.attempt);
       f = await (await tracker.invoke(request(f.request.clientId, f.request.attempt + 1))).done;
     }
     return f;
@@ -352,9 +354,15 @@ export class Keeper {
         throw new RunFailedError(`${req.functionName} failed ${f.request.attempt} time(s) on ${req.provider.platform}:${req.provider.cluster}: ${f.record.error}`);
       }
       counters.retries++;
+      await this.backoff(f.request.attempt);
       f = await (await tracker.invoke({ ...req, attempt: f.request.attempt + 1 })).done;
     }
     return f;
+  }
+
+  private backoff(failedAttempt: number): Promise<void> {
+    const ft = this.cfg.scenarios.federated_learning.fault_tolerance;
+    return new Promise((r) => setTimeout(r, backoffMs(failedAttempt, ft.backoff_initial, ft.backoff_max)));
   }
 
   /** A function that failed because of the user's input (bad dataset …) is not retried: it would fail again. */

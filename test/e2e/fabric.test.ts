@@ -126,3 +126,33 @@ test("functions deploy --invoke: nodeinfo answers on every cluster (the seed's d
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /-p openwhisk:nope: no such cluster/);
 });
+
+test('real faults on a cluster (crashes, application errors, timeouts) are re-invoked and change nothing in the result', async () => {
+  const cfg = write(
+    'faulty.yaml',
+    `name: faulty
+output_dir: runs
+providers:
+  openwhisk:
+    flaky:
+      auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000003:flaky-test-key" }
+      local: { profile: { base: cloud, failureProbability: 0.15, errorProbability: 0.2, timeoutProbability: 0.1 } }
+scenarios:
+  federated_learning:
+    server_config: { server_cluster_name: flaky }
+    fault_tolerance: { max_attempts: 12, backoff_initial: 10, backoff_max: 100 }
+${FL.replace(', CLIENTS', '').replace(/timeout: 120s/g, 'timeout: 8s')}`,
+  );
+  const r = await cli(['run', '-c', cfg]);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
+  const s = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  assert.ok(s.failures > 0 && s.retries === s.failures, `failures ${s.failures}, retries ${s.retries}`);
+  const rows = ['1', '2'].flatMap((round) => readFileSync(path.join(dir, 'activations', `${round}.csv`), 'utf8').trim().split('\n').slice(1));
+  const statuses = new Set(rows.map((l) => l.split(',')[8]));
+  assert.ok(statuses.has('success'));
+  assert.ok([...statuses].some((x) => x !== 'success'), 'some activations failed for real');
+  const l = await cli(['run', '-c', localCfg]);
+  const ls = JSON.parse(readFileSync(path.join(/results: (.+)/.exec(l.stdout)![1]!.trim(), 'summary.json'), 'utf8'));
+  assert.equal(s.final_weights_sha256, ls.final_weights_sha256, 'each (round, client) update counted once, as in a fault-free run');
+});
