@@ -9,6 +9,7 @@
         "-std=c++17",
         "-ffp-contract=off",
         "-fno-fast-math",
+        "-fno-math-errno",
         "-Wall",
         "-Wno-unused-parameter",
         "<!@(pkg-config --cflags-only-I openblas 2>/dev/null || true)"

@@ -45,6 +45,13 @@ struct Task {
   std::atomic<int> done{0};
 };
 
+// Poll this long for new work or for the last part before sleeping on a condition variable (a sleeping thread takes
+// tens of microseconds to wake, and a training step makes a dozen calls a fraction of a millisecond apart). Polling
+// yields the core, so a busy machine loses little to it.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void CpuRelax() { std::this_thread::yield(); }
+
 class Pool {
  public:
   ~Pool() { Resize(1); }
@@ -55,12 +62,12 @@ class Pool {
     if (n < 1) n = 1;
     {
       std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
-    stop_ = false;
+    stop_.store(false);
     for (int i = 1; i < n; i++) workers_.emplace_back([this] { Loop(); });
   }
 
@@ -77,12 +84,17 @@ class Pool {
     {
       std::lock_guard<std::mutex> l(mu_);
       task_ = task;
-      gen_++;
+      gen_.fetch_add(1);
     }
     cv_.notify_all();
     Work(*task);
-    std::unique_lock<std::mutex> l(mu_);
-    done_cv_.wait(l, [&] { return task->done.load() == task->parts; });
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    while (task->done.load() != task->parts && std::chrono::steady_clock::now() < until) CpuRelax();
+    if (task->done.load() != task->parts) {
+      std::unique_lock<std::mutex> l(mu_);
+      done_cv_.wait(l, [&] { return task->done.load() == task->parts; });
+    }
+    std::lock_guard<std::mutex> l(mu_);
     task_.reset();
   }
 
@@ -100,18 +112,16 @@ class Pool {
   }
 
   void Loop() {
-    uint64_t seen;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      seen = gen_;
-    }
+    uint64_t seen = gen_.load();
     for (;;) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (gen_.load() == seen && !stop_.load() && std::chrono::steady_clock::now() < until) CpuRelax();
       std::shared_ptr<Task> t;
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || gen_ != seen; });
-        if (stop_) return;
-        seen = gen_;
+        cv_.wait(l, [&] { return stop_.load() || gen_.load() != seen; });
+        if (stop_.load()) return;
+        seen = gen_.load();
         t = task_;
       }
       if (t) Work(*t);
@@ -123,8 +133,8 @@ class Pool {
   std::condition_variable cv_;
   std::condition_variable done_cv_;
   std::shared_ptr<Task> task_;
-  uint64_t gen_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<bool> stop_{false};
 };
 
 Pool g_pool;
@@ -157,6 +167,11 @@ inline void Sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b,
               ldb, beta, c, ldc);
 }
+
+// Hot elementwise loops are compiled for AVX2 as well as the baseline (picked at load time). Division and square root
+// are exact in every instruction set and contraction into FMA is off (-ffp-contract=off): results do not depend on
+// the clone.
+#define FK_CLONES __attribute__((target_clones("avx2", "default")))
 
 // ---------------------------------------------------------------------------------------------------------------
 // N-API argument helpers
@@ -563,6 +578,16 @@ napi_value BatchMatMul(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+// One window tap over all channels: keep the first strictly greater value and its position (branch-free).
+FK_CLONES void MaxScan(const float* __restrict xp, float* __restrict best, int32_t* __restrict pos, int C, int32_t base) {
+  for (int c = 0; c < C; c++) {
+    const float v = xp[c];
+    const bool gt = v > best[c];
+    best[c] = gt ? v : best[c];
+    pos[c] = gt ? base + c : pos[c];
+  }
+}
+
 // maxPoolGrad(heap, xOff, dyOff, dxOff, B,H,W,C, oh,ow, fh,fw, sh,sw, pt,pl)
 // dx[argmax of each window] += dy[window]; argmax = first strictly greater value in row-major window order, as
 // tfjs' reference kernel (a window with no value > -inf passes no gradient).
@@ -577,7 +602,8 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   const int B = v[0], H = v[1], W = v[2], C = v[3], oh = v[4], ow = v[5], fh = v[6], fw = v[7], sh = v[8], sw = v[9],
             pt = v[10], pl = v[11];
-  if (B < 1 || H < 1 || W < 1 || C < 1 || oh < 1 || ow < 1 || fh < 1 || fw < 1 || sh < 1 || sw < 1 || pt < 0 || pl < 0) {
+  if (B < 1 || H < 1 || W < 1 || C < 1 || oh < 1 || ow < 1 || fh < 1 || fw < 1 || sh < 1 || sw < 1 || pt < 0 || pl < 0 ||
+      static_cast<int64_t>(H) * W * C >= (int64_t(1) << 31)) {
     a.Fail("fedkeeper_native: invalid pooling dimensions");
     return nullptr;
   }
@@ -590,7 +616,7 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   g_pool.Run(parts, [&](int p) {
     const int b0 = SplitPoint(B, parts, p), b1 = SplitPoint(B, parts, p + 1);
     std::vector<float> best(C);
-    std::vector<int64_t> pos(C);
+    std::vector<int32_t> pos(C);
     std::memset(dx + b0 * img, 0, sizeof(float) * (b1 - b0) * img);
     for (int b = b0; b < b1; b++) {
       const float* xb = x + b * img;
@@ -605,14 +631,8 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
             for (int wc = 0; wc < fw; wc++) {
               const int ix = ox * sw + wc - pl;
               if (ix < 0 || ix >= W) continue;
-              const int64_t base = (static_cast<int64_t>(iy) * W + ix) * C;
-              const float* xp = xb + base;
-              for (int c = 0; c < C; c++) {
-                if (xp[c] > best[c]) {
-                  best[c] = xp[c];
-                  pos[c] = base + c;
-                }
-              }
+              const int32_t base = (iy * W + ix) * C;
+              MaxScan(xb + base, best.data(), pos.data(), C, base);
             }
           }
           const float* dyp = dy + ((static_cast<size_t>(b) * oh + oy) * ow + ox) * C;
@@ -625,8 +645,87 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+FK_CLONES void ColumnSums(const float* __restrict x, size_t rows, size_t width, size_t ld, double* __restrict acc) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* row = x + r * ld;
+    for (size_t j = 0; j < width; j++) acc[j] += static_cast<double>(row[j]);
+  }
+}
+
+// sumLeading(heap, xOff, outOff, rows, inner): out[j] = sum over r of x[r*inner + j], accumulated in double in row
+// order (a reduction over the leading axes: bias gradients).
+napi_value SumLeading(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  uint8_t* heap = nullptr;
+  size_t len = 0;
+  if (!a.Bytes(0, &heap, &len)) return nullptr;
+  const double rowsD = a.Num(3), innerD = a.Num(4);
+  if (!a.ok) return nullptr;
+  if (!(rowsD >= 1 && innerD >= 1) || rowsD != std::floor(rowsD) || innerD != std::floor(innerD)) {
+    a.Fail("fedkeeper_native: invalid reduction dimensions");
+    return nullptr;
+  }
+  const size_t rows = static_cast<size_t>(rowsD), inner = static_cast<size_t>(innerD);
+  const float* x = a.At(heap, len, a.Num(1), rows * inner);
+  float* out = a.At(heap, len, a.Num(2), inner);
+  if (!a.ok) return nullptr;
+  // Columns split over parts (each column is summed whole, in row order, by one thread).
+  const int units = static_cast<int>(std::min<size_t>(inner / 64, kMaxParts));
+  const int parts = PartsFor(std::max(1, units), 4.0 * rows * inner);
+  g_pool.Run(parts, [&](int p) {
+    const size_t j0 = inner * p / parts, j1 = inner * (p + 1) / parts;
+    std::vector<double> acc(j1 - j0, 0.0);
+    ColumnSums(x + j0, rows, j1 - j0, inner, acc.data());
+    for (size_t j = j0; j < j1; j++) out[j] = static_cast<float>(acc[j - j0]);
+  });
+  return Undefined(env);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
-// Optimizer updates, in place, float32 op for op as tfjs' own (so bit-identical to them).
+// Optimizer updates, float32 op for op as tfjs' own (so bit-identical to them). The new value goes to a fresh buffer
+// (out, distinct from value): wasm caches XNNPACK operators by tensor, so a variable's buffer must not change under
+// the same tensor. The moments (plain Float32Arrays) are updated in place.
+
+
+FK_CLONES void AdamRange(const float* __restrict val, const float* __restrict g, float* __restrict out,
+                         float* __restrict m, float* __restrict v, size_t n, float b1, float ob1, float b2, float ob2,
+                         float omab1, float omab2, float eps, float negLr) {
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + gi * ob1;
+    const float gg = gi * gi;
+    const float vi = v[i] * b2 + gg * ob2;
+    m[i] = mi;
+    v[i] = vi;
+    const float bc1 = mi / omab1;
+    const float bc2 = vi / omab2;
+    const float q = bc1 / (std::sqrt(bc2) + eps);
+    out[i] = q * negLr + val[i];
+  }
+}
+
+FK_CLONES void NadamRange(const float* __restrict val, const float* __restrict g, float* __restrict out,
+                          float* __restrict m, float* __restrict v, size_t n, float b1, float ob1, float b2, float ob2,
+                          float cG, float cM, float vDenom, float eps, float lr) {
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mT = m[i] * b1 + gi * ob1;
+    const float gg = gi * gi;
+    const float vT = v[i] * b2 + gg * ob2;
+    m[i] = mT;
+    v[i] = vT;
+    const float mBar = gi * cG + mT * cM;
+    const float denom = std::sqrt(vT / vDenom) + eps;
+    const float step = (mBar / denom) * lr;
+    out[i] = val[i] - step;
+  }
+}
+
+FK_CLONES void SgdRange(const float* __restrict val, const float* __restrict g, float* __restrict out, size_t n,
+                        float negLr) {
+  for (size_t i = 0; i < n; i++) out[i] = negLr * g[i] + val[i];
+}
 
 template <class F>
 void Elementwise(size_t n, F f) {
@@ -634,7 +733,29 @@ void Elementwise(size_t n, F f) {
   g_pool.Run(parts, [&](int p) { f(n * p / parts, n * (p + 1) / parts); });
 }
 
-// adam(heap, valueOff, gradOff, n, m: Float32Array, v: Float32Array, beta1, 1-beta1, beta2, 1-beta2,
+// (heap, valueOff, gradOff, outOff, n, ...): the three float buffers of an update; out must not overlap the others.
+bool UpdateBuffers(Args& a, uint8_t* heap, size_t len, size_t* n, const float** val, const float** g, float** out) {
+  const double nd = a.Num(4);
+  if (!a.ok) return false;
+  if (!(nd >= 1) || nd != std::floor(nd)) {
+    a.Fail("fedkeeper_native: invalid update size");
+    return false;
+  }
+  *n = static_cast<size_t>(nd);
+  const double vo = a.Num(1), go = a.Num(2), oo = a.Num(3);
+  *val = a.At(heap, len, vo, *n);
+  *g = a.At(heap, len, go, *n);
+  *out = a.At(heap, len, oo, *n);
+  if (!a.ok) return false;
+  const double bytes = 4.0 * static_cast<double>(*n);
+  if (std::abs(oo - vo) < bytes || std::abs(oo - go) < bytes) {
+    a.Fail("fedkeeper_native: an update's output overlaps its inputs");
+    return false;
+  }
+  return true;
+}
+
+// adam(heap, valueOff, gradOff, outOff, n, m: Float32Array, v: Float32Array, beta1, 1-beta1, beta2, 1-beta2,
 //      accBeta1, accBeta2, epsilon, -lr)   -- tf.train.adam's applyGradients
 napi_value Adam(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> call(g_call_mu);
@@ -642,90 +763,64 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   uint8_t* heap = nullptr;
   size_t len = 0;
   if (!a.Bytes(0, &heap, &len)) return nullptr;
-  const double nd = a.Num(3);
-  if (!a.ok) return nullptr;
-  const size_t n = static_cast<size_t>(nd);
-  float* val = a.At(heap, len, a.Num(1), n);
-  const float* g = a.At(heap, len, a.Num(2), n);
-  float* m = a.Floats(4, n);
-  float* v = a.Floats(5, n);
-  const float b1 = static_cast<float>(a.Num(6)), ob1 = static_cast<float>(a.Num(7));
-  const float b2 = static_cast<float>(a.Num(8)), ob2 = static_cast<float>(a.Num(9));
-  const float acc1 = static_cast<float>(a.Num(10)), acc2 = static_cast<float>(a.Num(11));
-  const float eps = static_cast<float>(a.Num(12)), negLr = static_cast<float>(a.Num(13));
+  size_t n = 0;
+  const float *val, *g;
+  float* out;
+  if (!UpdateBuffers(a, heap, len, &n, &val, &g, &out)) return nullptr;
+  float* m = a.Floats(5, n);
+  float* v = a.Floats(6, n);
+  const float b1 = static_cast<float>(a.Num(7)), ob1 = static_cast<float>(a.Num(8));
+  const float b2 = static_cast<float>(a.Num(9)), ob2 = static_cast<float>(a.Num(10));
+  const float acc1 = static_cast<float>(a.Num(11)), acc2 = static_cast<float>(a.Num(12));
+  const float eps = static_cast<float>(a.Num(13)), negLr = static_cast<float>(a.Num(14));
   if (!a.ok) return nullptr;
   const float omab1 = 1.0f - acc1, omab2 = 1.0f - acc2;
   Elementwise(n, [&](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; i++) {
-      const float gi = g[i];
-      const float mi = m[i] * b1 + gi * ob1;
-      const float gg = gi * gi;
-      const float vi = v[i] * b2 + gg * ob2;
-      m[i] = mi;
-      v[i] = vi;
-      const float bc1 = mi / omab1;
-      const float bc2 = vi / omab2;
-      const float q = bc1 / (std::sqrt(bc2) + eps);
-      val[i] = q * negLr + val[i];
-    }
+    AdamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, b1, ob1, b2, ob2, omab1, omab2, eps, negLr);
   });
   return Undefined(env);
 }
 
-// nadam(heap, valueOff, gradOff, n, m, v, beta1, 1-beta1, beta2, 1-beta2, cG, cM, vDenom, epsilon, lr) -- src/ml/nadam.ts
+// nadam(heap, valueOff, gradOff, outOff, n, m, v, beta1, 1-beta1, beta2, 1-beta2, cG, cM, vDenom, epsilon, lr)
+// -- src/ml/nadam.ts
 napi_value Nadam(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> call(g_call_mu);
   Args a(env, info);
   uint8_t* heap = nullptr;
   size_t len = 0;
   if (!a.Bytes(0, &heap, &len)) return nullptr;
-  const double nd = a.Num(3);
-  if (!a.ok) return nullptr;
-  const size_t n = static_cast<size_t>(nd);
-  float* val = a.At(heap, len, a.Num(1), n);
-  const float* g = a.At(heap, len, a.Num(2), n);
-  float* m = a.Floats(4, n);
-  float* v = a.Floats(5, n);
-  const float b1 = static_cast<float>(a.Num(6)), ob1 = static_cast<float>(a.Num(7));
-  const float b2 = static_cast<float>(a.Num(8)), ob2 = static_cast<float>(a.Num(9));
-  const float cG = static_cast<float>(a.Num(10)), cM = static_cast<float>(a.Num(11));
-  const float vDenom = static_cast<float>(a.Num(12)), eps = static_cast<float>(a.Num(13));
-  const float lr = static_cast<float>(a.Num(14));
+  size_t n = 0;
+  const float *val, *g;
+  float* out;
+  if (!UpdateBuffers(a, heap, len, &n, &val, &g, &out)) return nullptr;
+  float* m = a.Floats(5, n);
+  float* v = a.Floats(6, n);
+  const float b1 = static_cast<float>(a.Num(7)), ob1 = static_cast<float>(a.Num(8));
+  const float b2 = static_cast<float>(a.Num(9)), ob2 = static_cast<float>(a.Num(10));
+  const float cG = static_cast<float>(a.Num(11)), cM = static_cast<float>(a.Num(12));
+  const float vDenom = static_cast<float>(a.Num(13)), eps = static_cast<float>(a.Num(14));
+  const float lr = static_cast<float>(a.Num(15));
   if (!a.ok) return nullptr;
   Elementwise(n, [&](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; i++) {
-      const float gi = g[i];
-      const float mT = m[i] * b1 + gi * ob1;
-      const float gg = gi * gi;
-      const float vT = v[i] * b2 + gg * ob2;
-      m[i] = mT;
-      v[i] = vT;
-      const float mBar = gi * cG + mT * cM;
-      const float denom = std::sqrt(vT / vDenom) + eps;
-      const float step = (mBar / denom) * lr;
-      val[i] = val[i] - step;
-    }
+    NadamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, b1, ob1, b2, ob2, cG, cM, vDenom, eps, lr);
   });
   return Undefined(env);
 }
 
-// sgd(heap, valueOff, gradOff, n, -lr)  -- tf.train.sgd: value = (-lr) * g + value
+// sgd(heap, valueOff, gradOff, outOff, n, -lr)  -- tf.train.sgd: value = (-lr) * g + value
 napi_value Sgd(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> call(g_call_mu);
   Args a(env, info);
   uint8_t* heap = nullptr;
   size_t len = 0;
   if (!a.Bytes(0, &heap, &len)) return nullptr;
-  const double nd = a.Num(3);
+  size_t n = 0;
+  const float *val, *g;
+  float* out;
+  if (!UpdateBuffers(a, heap, len, &n, &val, &g, &out)) return nullptr;
+  const float negLr = static_cast<float>(a.Num(5));
   if (!a.ok) return nullptr;
-  const size_t n = static_cast<size_t>(nd);
-  float* val = a.At(heap, len, a.Num(1), n);
-  const float* g = a.At(heap, len, a.Num(2), n);
-  const float negLr = static_cast<float>(a.Num(4));
-  if (!a.ok) return nullptr;
-  Elementwise(n, [&](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; i++) val[i] = negLr * g[i] + val[i];
-  });
+  Elementwise(n, [&](size_t lo, size_t hi) { SgdRange(val + lo, g + lo, out + lo, hi - lo, negLr); });
   return Undefined(env);
 }
 
@@ -818,6 +913,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackpropFilter", Conv2DBackpropFilter},
       {"batchMatMul", BatchMatMul},
       {"maxPoolGrad", MaxPoolGrad},
+      {"sumLeading", SumLeading},
       {"adam", Adam},
       {"nadam", Nadam},
       {"sgd", Sgd},

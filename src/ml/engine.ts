@@ -3,12 +3,14 @@
  *
  *  - '@tensorflow/tfjs-node' if it is installed (optional, never required): native TensorFlow, has every kernel.
  *  - 'wasm+native': the wasm backend (XNNPACK, SIMD build, single-threaded) with this module's native kernels
- *    (native/, OpenBLAS) for the convolutions, their gradients, matmuls and max-pool gradients, plus in-place native
- *    optimizer updates (see native-optimizers.ts). Used when the addon was built (Debian's libopenblas-dev present at
+ *    (native/, OpenBLAS) for the convolutions, their gradients, matmuls, max-pool gradients and bias-gradient sums,
+ *    plus native optimizer updates (see heap-optimizers.ts). Used when the addon was built (Debian's libopenblas-dev present at
  *    `npm ci`) unless FEDKEEPER_NATIVE=0. Its threads: FEDKEEPER_NATIVE_THREADS (see native.ts).
  *  - 'wasm': the wasm backend with the pure-wasm kernels: this module's Conv2DBackpropFilter, which wasm lacks and
  *    conv nets need to train, and XNNPACK-backed fast paths for two kernels wasm has but runs as scalar loops in
- *    backprop (Conv2DBackpropInput, transposed BatchMatMul). FEDKEEPER_WASM_KERNELS=0 drops the fast paths too
+ *    backprop (Conv2DBackpropInput, transposed BatchMatMul), and copy-free Identity and same-dtype Cast (wasm's
+ *    copy the data; tfjs runs them for every tensor saved for backprop), plus JS loops over the wasm heap for
+ *    MaxPoolGrad, bias-gradient sums and the optimizers' updates. FEDKEEPER_WASM_KERNELS=0 drops all these
  *    (stock wasm plus the filter gradient: the baseline the others are measured against).
  *
  * When the native kernels were expected but are missing, one line on stderr says so (once per process).
@@ -20,7 +22,10 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fastTransposedBatchMatMul } from './kernels/batch-mat-mul.js';
 import { conv2DBackpropFilterWasm } from './kernels/conv2d-backprop-filter.js';
 import { fastConv2DBackpropInput } from './kernels/conv2d-backprop-input.js';
-import { NATIVE_WRAPPERS } from './kernels/native.js';
+import { jsUpdates, maxPoolGradJs, sumLeadingJs } from './kernels/heap.js';
+import type { HeapUpdates } from './heap-optimizers.js';
+import { maxPoolGradKernel, NATIVE_WRAPPERS, sumLeadingKernel } from './kernels/native.js';
+import { sharingCast, sharingIdentity } from './kernels/share.js';
 import { wrapConfig } from './kernels/wasm-util.js';
 import { loadNative, type NativeAddon, type NativeLoad } from './native.js';
 import type { EngineInfo } from './types.js';
@@ -35,6 +40,7 @@ let ready: Promise<EngineInfo> | undefined;
 let sets: Map<KernelSet, Map<string, tf.KernelConfig>> | undefined;
 let native: NativeLoad | undefined;
 let current: EngineInfo | undefined;
+let activeSet: KernelSet | undefined;
 let simd = false;
 let warned = false;
 /** The filter-gradient kernel in every set is this module's (wasm has none). */
@@ -88,7 +94,7 @@ async function start(): Promise<EngineInfo> {
 }
 
 /** Kernel names any set changes. */
-const TOUCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', ...Object.keys(NATIVE_WRAPPERS)];
+const TOUCHED = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', 'Identity', 'Cast', ...Object.keys(NATIVE_WRAPPERS)];
 
 function buildKernelSets(addon: NativeAddon | null): Map<KernelSet, Map<string, tf.KernelConfig>> {
   const stock = new Map<string, tf.KernelConfig>();
@@ -106,6 +112,14 @@ function buildKernelSets(addon: NativeAddon | null): Map<KernelSet, Map<string, 
   if (bmm) wasm.set('BatchMatMul', wrapConfig(bmm, fastTransposedBatchMatMul));
   const cbi = stock.get('Conv2DBackpropInput');
   if (cbi) wasm.set('Conv2DBackpropInput', wrapConfig(cbi, fastConv2DBackpropInput));
+  const identity = stock.get('Identity');
+  if (identity) wasm.set('Identity', wrapConfig(identity, sharingIdentity));
+  const cast = stock.get('Cast');
+  if (cast) wasm.set('Cast', wrapConfig(cast, sharingCast));
+  const mpg = stock.get('MaxPoolGrad');
+  if (mpg) wasm.set('MaxPoolGrad', wrapConfig(mpg, maxPoolGradKernel(maxPoolGradJs)));
+  const sum = stock.get('Sum');
+  if (sum) wasm.set('Sum', wrapConfig(sum, sumLeadingKernel(sumLeadingJs)));
   const out = new Map<KernelSet, Map<string, tf.KernelConfig>>([
     ['stock', stock],
     ['wasm', wasm],
@@ -124,6 +138,7 @@ function buildKernelSets(addon: NativeAddon | null): Map<KernelSet, Map<string, 
 function registerSet(set: KernelSet): void {
   const chosen = sets?.get(set);
   if (!chosen) throw new Error(`ml: kernel set '${set}' is not available`);
+  activeSet = set;
   for (const [name, cfg] of chosen) {
     if (tf.getKernel(name, 'wasm') === cfg) continue;
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
@@ -161,9 +176,19 @@ export function currentEngine(): EngineInfo | undefined {
   return current;
 }
 
-/** The native addon, when the native kernel set is active (the in-place optimizers use it). */
+/** The native addon, when the native kernel set is active. */
 export function activeNativeAddon(): NativeAddon | null {
   return current?.engine === 'wasm+native' && native?.ok ? native.addon : null;
+}
+
+/**
+ * The heap-loop optimizer updates for the active kernel set: the addon's on 'native', the JS ones on 'wasm', none
+ * (tfjs' own optimizers) on 'stock' and tfjs-node.
+ */
+export function activeHeapUpdates(): HeapUpdates | null {
+  if (!current || current.engine === 'tfjs-node') return null;
+  if (current.engine === 'wasm+native' && native?.ok) return native.addon;
+  return activeSet === 'wasm' ? jsUpdates : null;
 }
 
 /** The addon if it loaded, whatever set is active (benchmarks measure sgemm with it). */

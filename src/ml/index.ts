@@ -3,7 +3,7 @@
  * WeightVector (src/fl/weights.ts), variables concatenated in model.getWeights() order (see models.ts).
  */
 export type { EngineInfo, EvalResult, LabelledData, ModelSpec, TrainResult, TrainSpec } from './types.js';
-export { initEngine } from './engine.js';
+export { currentEngine, initEngine, useKernelSet, type KernelSet } from './engine.js';
 export { initialWeights, parameterCount, weightShapes } from './models.js';
 export { trainLocal } from './train.js';
 export { evaluate } from './evaluate.js';

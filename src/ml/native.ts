@@ -7,6 +7,8 @@
  *   FEDKEEPER_NATIVE_THREADS=n    threads the native kernels split work over in this process (default: the cores
  *                                 this process may use, os.availableParallelism()). A launcher running P training
  *                                 processes side by side should set max(1, floor(cores / P)).
+ *   FEDKEEPER_NATIVE_ADDON=file   load the addon from this file instead of native/build/Release/ (tests use it to
+ *                                 play a missing build)
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,9 +37,10 @@ export interface NativeAddon {
     act: number,
   ): void;
   maxPoolGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, ...dims: number[]): void;
-  adam(heap: ArrayBuffer, value: number, grad: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
-  nadam(heap: ArrayBuffer, value: number, grad: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
-  sgd(heap: ArrayBuffer, value: number, grad: number, n: number, negLr: number): void;
+  sumLeading(heap: ArrayBuffer, x: number, out: number, rows: number, inner: number): void;
+  adam(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
+  nadam(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
+  sgd(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, negLr: number): void;
   setThreads(n: number): void;
   setParts(n: number): void;
   info(): { corename: string; config: string; threads: number; parts: number };
@@ -88,7 +91,8 @@ let loaded: NativeLoad | undefined;
 export function loadNative(): NativeLoad {
   if (loaded) return loaded;
   if (nativeDisabledByEnv()) return (loaded = { ok: false, reason: 'disabled by FEDKEEPER_NATIVE=0' });
-  const file = findAddon();
+  const override = process.env['FEDKEEPER_NATIVE_ADDON'];
+  const file = override ? (existsSync(override) ? path.resolve(override) : undefined) : findAddon();
   if (!file) return (loaded = { ok: false, reason: 'not built' });
   try {
     // The BLAS calls run on the addon's own threads, one BLAS thread each; keep OpenBLAS from starting a pool of its

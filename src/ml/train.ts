@@ -55,11 +55,16 @@ function step(
   return { loss, correct };
 }
 
+/**
+ * Trains a copy of `weights` on `data`. `onStep`, if given, is called after every optimisation step with the step's
+ * index (from 0, across epochs) and its batch's mean loss (measured before the update).
+ */
 export async function trainLocal(
   spec: ModelSpec,
   weights: WeightVector,
   data: LabelledData,
   train: TrainSpec,
+  onStep?: (step: number, loss: number) => void,
 ): Promise<TrainResult> {
   await initEngine();
   validateTrain(train);
@@ -86,6 +91,7 @@ export async function trainLocal(
           const r = step(m, opt, batch.x, batch.y, [b, ...ex], spec.numClasses);
           lossSum += r.loss * b;
           correct += r.correct;
+          onStep?.(steps, r.loss);
           steps++;
           if (performance.now() - lastYield > YIELD_EVERY_MS) {
             await new Promise<void>((resolve) => setImmediate(resolve));

@@ -6,9 +6,9 @@
  * element-wise, since near-zero elements make element-wise ratios meaningless). Bound: 1e-5.
  */
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initEngine, mulberry32 } from '../../src/ml/index.js';
+import { initEngine, mulberry32, useKernelSet } from '../../src/ml/index.js';
 
 function randomArray(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
@@ -54,10 +54,17 @@ async function filterGrad(backend: string, c: Case, seed: number): Promise<Float
 }
 
 describe('Conv2DBackpropFilter on wasm', () => {
+  let native = false;
   before(async () => {
     const info = await initEngine();
-    assert.equal(info.engine, 'wasm');
+    native = info.engine === 'wasm+native';
     assert.ok(info.kernels.includes('Conv2DBackpropFilter'));
+    // The pure-wasm kernel (the native one is checked in ml-native-kernels.test.ts).
+    assert.equal(useKernelSet('wasm').engine, 'wasm');
+  });
+  after(async () => {
+    assert.ok(await tf.setBackend('wasm'));
+    if (native) useKernelSet('native');
   });
 
   const cases: Case[] = [];

@@ -11,9 +11,35 @@
  * formula cannot express go to the original kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { asPair, single, wasmKernel, withTemps, wrapWasmKernel } from './wasm-util.js';
+import { asPair, heapBuffer, heapOffset, single, wasmInternals, wasmKernel, withTemps, wrapWasmKernel } from './wasm-util.js';
 
 const KERNEL = 'Conv2DBackpropInput';
+
+/**
+ * W [fh,fw,ci,co] → f[kh,kw,co,ci] = W[fh-1-kh, fw-1-kw, ci, co], in one JS pass over the heap (wasm's Reverse is a
+ * slow scalar loop); through wasm's Reverse and Transpose kernels if the backend's heap is not reachable.
+ */
+function flipFilter(backend: unknown, filter: tf.TensorInfo): tf.TensorInfo {
+  const b = wasmInternals(backend);
+  if (!b) {
+    return withTemps(backend, (temp) => {
+      const flipped = temp(single(wasmKernel('Reverse', KERNEL)({ inputs: { x: filter }, backend: backend as object, attrs: { dims: [0, 1] } }), KERNEL));
+      return single(wasmKernel('Transpose', KERNEL)({ inputs: { x: flipped }, backend: backend as object, attrs: { perm: [0, 1, 3, 2] } }), KERNEL);
+    });
+  }
+  const [fh, fw, ci, co] = filter.shape as [number, number, number, number];
+  const out = b.makeOutput([fh, fw, co, ci], 'float32');
+  const heap = heapBuffer(b);
+  const w = new Float32Array(heap, heapOffset(b, filter), fh * fw * ci * co);
+  const o = new Float32Array(heap, heapOffset(b, out), fh * fw * ci * co);
+  for (let kh = 0; kh < fh; kh++)
+    for (let kw = 0; kw < fw; kw++) {
+      const src = ((fh - 1 - kh) * fw + (fw - 1 - kw)) * ci * co;
+      const dst = (kh * fw + kw) * co * ci;
+      for (let c = 0; c < ci; c++) for (let d = 0; d < co; d++) o[dst + d * ci + c] = w[src + c * co + d]!;
+    }
+  return out;
+}
 
 export function fastConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -61,8 +87,7 @@ export function fastConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc 
         const paddings = [[0, 0], [pt, pb], [pl, pr], [0, 0]];
         dyp = temp(single(wasmKernel('PadV2', KERNEL)({ inputs: { x: dy }, backend, attrs: { paddings, constantValue: 0 } }), KERNEL));
       }
-      const flipped = temp(single(wasmKernel('Reverse', KERNEL)({ inputs: { x: filter }, backend, attrs: { dims: [0, 1] } }), KERNEL));
-      const f = temp(single(wasmKernel('Transpose', KERNEL)({ inputs: { x: flipped }, backend, attrs: { perm: [0, 1, 3, 2] } }), KERNEL));
+      const f = temp(flipFilter(backend, filter));
       const out = single(
         wasmKernel('Conv2D', KERNEL)({
           inputs: { x: dyp, filter: f },

@@ -5,39 +5,19 @@
  * Covered: float32, NHWC, dilation 1, any stride and padding (with the padding before the image smaller than the
  * filter) for Conv2D, FusedConv2D (bias of [outChannels], linear or relu), Conv2DBackpropInput and
  * Conv2DBackpropFilter; MaxPoolGrad; BatchMatMul and _FusedMatMul (any transposes, a batch of 1 broadcasts; fused:
- * bias of [n], linear or relu). Anything else -- another layout, dtype, dilation, activation, broadcast, an empty
+ * bias of [n], linear or relu); Sum over leading axes. Anything else -- another layout, dtype, dilation, activation, broadcast, an empty
  * tensor -- is passed to the kernel this one wraps (the pure-wasm or stock kernel), never an error.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from '../native.js';
-import { asPairOrNull } from './wasm-util.js';
+import { asPairOrNull, heapBuffer, heapOffset, wasmInternals } from './wasm-util.js';
 
-/** The parts of tfjs' BackendWasm used here. */
-interface WasmBackendInternals {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
-
-function internals(backend: unknown): WasmBackendInternals | null {
-  const b = backend as Partial<WasmBackendInternals> | null;
-  if (!b || !b.wasm || !(b.wasm.HEAPU8 instanceof Uint8Array) || !b.dataIdMap || typeof b.makeOutput !== 'function') return null;
-  return b as WasmBackendInternals;
-}
-
-function offsetOf(b: WasmBackendInternals, t: tf.TensorInfo): number {
-  const d = b.dataIdMap.get(t.dataId);
-  if (!d) throw new Error('native kernels: tensor data is not on the wasm backend');
-  return d.memoryOffset;
-}
+const internals = wasmInternals;
+const offsetOf = heapOffset;
+const heap = heapBuffer;
 
 function isF32(...ts: (tf.TensorInfo | undefined)[]): boolean {
   return ts.every((t) => t !== undefined && t.dtype === 'float32' && t.shape.every((d) => d > 0));
-}
-
-function heap(b: WasmBackendInternals): ArrayBuffer {
-  // Read after the outputs are allocated: growing wasm memory replaces the buffer.
-  return b.wasm.HEAPU8.buffer as ArrayBuffer;
 }
 
 type ConvAttrs = {
@@ -218,7 +198,10 @@ const fusedMatMul: Wrap = (addon, fallback) => (args) => {
   return out;
 };
 
-const maxPoolGrad: Wrap = (addon, fallback) => (args) => {
+type MaxPoolGradExec = (heap: ArrayBuffer, x: number, dy: number, dx: number, ...dims: number[]) => void;
+
+/** MaxPoolGrad on the wasm heap by `exec` (the addon's or heap.ts' loop); other cases go to `fallback`. */
+export const maxPoolGradKernel = (exec: MaxPoolGradExec) => (fallback: tf.KernelFunc): tf.KernelFunc => (args) => {
   const b = internals(args.backend);
   const dy = args.inputs['dy'] as tf.TensorInfo | undefined;
   const input = args.inputs['input'] as tf.TensorInfo | undefined;
@@ -237,9 +220,11 @@ const maxPoolGrad: Wrap = (addon, fallback) => (args) => {
   }
   const { top, left } = info.padInfo;
   const expected = [info.batchSize, info.outHeight, info.outWidth, info.inChannels];
-  if (dy!.shape.join() !== expected.join() || top < 0 || left < 0) return fallback(args);
+  if (dy!.shape.join() !== expected.join() || top < 0 || left < 0 || info.inHeight * info.inWidth * info.inChannels >= 2 ** 31) {
+    return fallback(args);
+  }
   const out = b.makeOutput([...input!.shape], 'float32');
-  addon.maxPoolGrad(
+  exec(
     heap(b),
     offsetOf(b, input!),
     offsetOf(b, dy!),
@@ -260,6 +245,32 @@ const maxPoolGrad: Wrap = (addon, fallback) => (args) => {
   return out;
 };
 
+type SumLeadingExec = (heap: ArrayBuffer, x: number, out: number, rows: number, inner: number) => void;
+
+/**
+ * Sum over leading axes only (bias gradients: [b,h,w,c] → [c]), float32, by `exec` (accumulating in double); other
+ * reductions go to `fallback`. wasm's own Sum transposes such inputs first.
+ */
+export const sumLeadingKernel = (exec: SumLeadingExec) => (fallback: tf.KernelFunc): tf.KernelFunc => (args) => {
+  const b = internals(args.backend);
+  const x = args.inputs['x'] as tf.TensorInfo | undefined;
+  if (!b || !isF32(x) || x!.shape.length === 0) return fallback(args);
+  let axes: number[];
+  try {
+    axes = [...new Set(tf.util.parseAxisParam((args.attrs?.['axis'] ?? null) as unknown as number[], x!.shape))].sort((p, q) => p - q);
+  } catch {
+    return fallback(args);
+  }
+  const k = axes.length;
+  if (k === 0 || !axes.every((ax, i) => ax === i)) return fallback(args);
+  const rows = product(x!.shape.slice(0, k));
+  const inner = product(x!.shape.slice(k));
+  const outShape = args.attrs?.['keepDims'] === true ? x!.shape.map((d, i) => (i < k ? 1 : d)) : x!.shape.slice(k);
+  const out = b.makeOutput(outShape, 'float32');
+  exec(heap(b), offsetOf(b, x!), offsetOf(b, out), rows, inner);
+  return out;
+};
+
 /** Kernel name → native wrapper of whatever kernel was registered before. */
 export const NATIVE_WRAPPERS: Readonly<Record<string, Wrap>> = {
   Conv2D: conv2D,
@@ -268,17 +279,6 @@ export const NATIVE_WRAPPERS: Readonly<Record<string, Wrap>> = {
   Conv2DBackpropFilter: conv2DBackpropFilter,
   BatchMatMul: batchMatMul,
   _FusedMatMul: fusedMatMul,
-  MaxPoolGrad: maxPoolGrad,
+  MaxPoolGrad: (addon, fallback) => maxPoolGradKernel((...a) => addon.maxPoolGrad(...a))(fallback),
+  Sum: (addon, fallback) => sumLeadingKernel((...a) => addon.sumLeading(...a))(fallback),
 };
-
-/** The wasm heap byte offset of a tensor's data (for the in-place optimizers), or null if not on wasm. */
-export function wasmOffset(backend: unknown, t: { dataId: object }): number | null {
-  const b = internals(backend);
-  const d = b?.dataIdMap.get(t.dataId);
-  return d ? d.memoryOffset : null;
-}
-
-export function wasmHeap(backend: unknown): ArrayBuffer | null {
-  const b = internals(backend);
-  return b ? heap(b) : null;
-}

@@ -6,6 +6,32 @@ export interface WasmBackendLike {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
+/** The parts of tfjs' BackendWasm that kernels working directly on its heap use. */
+export interface WasmBackendInternals {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+/** The backend as WasmBackendInternals, or null if it does not look like tfjs' wasm backend. */
+export function wasmInternals(backend: unknown): WasmBackendInternals | null {
+  const b = backend as Partial<WasmBackendInternals> | null;
+  if (!b || !b.wasm || !(b.wasm.HEAPU8 instanceof Uint8Array) || !b.dataIdMap || typeof b.makeOutput !== 'function') return null;
+  return b as WasmBackendInternals;
+}
+
+/** Byte offset of a tensor's data in the wasm heap. */
+export function heapOffset(b: WasmBackendInternals, t: tf.TensorInfo): number {
+  const d = b.dataIdMap.get(t.dataId);
+  if (!d) throw new Error('wasm kernels: tensor data is not on the wasm backend');
+  return d.memoryOffset;
+}
+
+/** The wasm heap. Take it after allocating outputs: growing wasm memory replaces the buffer. */
+export function heapBuffer(b: WasmBackendInternals): ArrayBuffer {
+  return b.wasm.HEAPU8.buffer as ArrayBuffer;
+}
+
 /** The wasm backend's registered kernel function for `name` (throws if there is none). */
 export function wasmKernel(name: string, who: string): tf.KernelFunc {
   const cfg = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
