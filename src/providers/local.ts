@@ -5,6 +5,7 @@
  * start, logs) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a small
  * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
  */
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -121,7 +122,8 @@ export class LocalProvider implements Provider {
     return new ContainerPool({
       memoryMb: (this.opts.poolSize + 2) * largest,
       maxActive: this.opts.poolSize,
-      env: fedkeeperVariables(),
+      // poolSize containers train at once: give each one share of the cores for the native kernels' threads.
+      env: { FEDKEEPER_NATIVE_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / this.opts.poolSize))), ...fedkeeperVariables() },
       label: `local cluster ${this.cluster}`,
     });
   }
