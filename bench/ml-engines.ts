@@ -3,7 +3,8 @@
  * wasm with this project's pure-wasm kernels, and the native (OpenBLAS) kernels at 1 and N threads. For the paper
  * CNN and the 784-500-10 MLP at batch 10 and 32: samples/s and GFLOP/s (conv/matmul flops of forward + backward),
  * each next to the sgemm GFLOP/s this process measured right before it (OpenBLAS through the addon, 1 thread and
- * split over N threads as the kernels do; and wasm's XNNPACK matmul), so a busy machine shows in both columns.
+ * split over N threads as the kernels do; and the matmul of the kernel set being measured), so a busy machine shows
+ * in both columns.
  *
  *   node dist/bench/ml-engines.js [--samples N] [--repeats R] [--engines stock,wasm,native] [--models cnn,mnistnn]
  *                                 [--batches 10,32] [--threads 1,2]
@@ -83,24 +84,25 @@ function blasGflops(split: number): number | null {
   return (2 * n ** 3 * reps) / best / 1e9;
 }
 
-/** wasm (XNNPACK) matmul GFLOP/s now, n = 512, best of 3. */
+/** wasm matmul GFLOP/s now (through the active kernel set's BatchMatMul), n = 256, best of 10 after a warm-up. */
 function wasmGflops(): number {
-  const n = 512;
-  const reps = 4;
+  const n = 256;
   const r = mulberry32(7);
   const a = tf.tensor2d(Float32Array.from({ length: n * n }, () => r()), [n, n]);
   const b = tf.tensor2d(Float32Array.from({ length: n * n }, () => r()), [n, n]);
   let best = Infinity;
   try {
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 20; i++) {
       const t0 = performance.now();
-      for (let j = 0; j < reps; j++) tf.tidy(() => tf.matMul(a, b).dataSync());
-      if (i > 0) best = Math.min(best, (performance.now() - t0) / 1000);
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      c.dispose();
+      if (i >= 10) best = Math.min(best, (performance.now() - t0) / 1000);
     }
   } finally {
     tf.dispose([a, b]);
   }
-  return (2 * n ** 3 * reps) / best / 1e9;
+  return (2 * n ** 3) / best / 1e9;
 }
 
 const fmt = (v: number | null, d = 0) => (v === null ? '-' : v.toFixed(d));
@@ -122,7 +124,7 @@ console.log(
 console.log(`${samples} samples per run, median of ${repeats} runs after a warm-up run, 1 local epoch, adam 1e-3`);
 console.log('');
 console.log(
-  'engine           model    batch  samples/s  (best)  GFLOP/s | sgemm GFLOP/s now: BLAS×1  BLAS×N  wasm | % of BLAS×N',
+  'engine           model    batch  samples/s  (best)  GFLOP/s | sgemm GFLOP/s now: BLAS×1  BLAS×N  set\'s | % of BLAS×N',
 );
 
 for (const set of engines) {
@@ -155,7 +157,7 @@ for (const set of engines) {
         const gf = (rate * trainFlops(spec)) / 1e9;
         console.log(
           `${label.padEnd(16)} ${name.padEnd(8)} ${String(batchSize).padStart(5)}  ${fmt(rate).padStart(9)}  ${fmt(Math.max(...rates)).padStart(6)}  ` +
-            `${fmt(gf, 1).padStart(7)} | ${' '.repeat(18)}${fmt(blas1, 0).padStart(6)}  ${fmt(blasN, 0).padStart(6)}  ${fmt(wasmMm, 0).padStart(4)} | ` +
+            `${fmt(gf, 1).padStart(7)} | ${' '.repeat(18)}${fmt(blas1, 0).padStart(6)}  ${fmt(blasN, 0).padStart(6)}  ${fmt(wasmMm, 0).padStart(5)} | ` +
             `${blasN ? fmt((100 * gf) / blasN, 0).padStart(10) : '-'.padStart(10)}`,
         );
       }

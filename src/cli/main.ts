@@ -67,4 +67,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `fedkeeper … | head`: a closed pipe ends output quietly, it is not a crash.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 process.exitCode = await main(process.argv.slice(2));

@@ -22,6 +22,9 @@ export async function handler(raw: Record<string, unknown>, _ctx: InvocationCont
   const sizes = parts.map((x) => x.length);
   return {
     engine: engine.engine,
+    engineThreads: engine.threads,
+    engineBlas: engine.blas ?? null,
+    engineFallback: engine.nativeUnavailable ?? null,
     parameters: parameterCount(p.model),
     clients: parts.length,
     trainSamples: labels.length,

@@ -207,8 +207,13 @@ export class Keeper {
       const initStart = Date.now();
       const init = await this.invokeAndWait(tracker, { provider: server, functionName: 'fl_server_init', params: { ...common, numClients: fl.clients_info.total_num_clients, partition: pre.partition, seed: fl.seed } satisfies InitParams as unknown as Record<string, unknown>, round: 0, clientId: -1, attempt: 1 }, counters);
       summary.engine = init.result.engine;
+      summary.engine_threads = init.result.engineThreads;
+      summary.engine_blas = init.result.engineBlas;
+      summary.engine_fallback = init.result.engineFallback;
       summary.parameters = init.result.parameters;
-      progress({ kind: 'init_done', seconds: (Date.now() - initStart) / 1000, engine: String(init.result.engine) });
+      const blas = init.result.engineBlas ? `, ${String(init.result.engineBlas)}, ${String(init.result.engineThreads)} thread(s)` : '';
+      const fallback = init.result.engineFallback ? `; native kernels unavailable: ${String(init.result.engineFallback)}` : '';
+      progress({ kind: 'init_done', seconds: (Date.now() - initStart) / 1000, engine: `${String(init.result.engine)}${blas}${fallback}` });
 
       let best = -Infinity;
       for (let round = 1; round <= fl.max_rounds; round++) {

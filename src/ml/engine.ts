@@ -4,8 +4,9 @@
  *  - '@tensorflow/tfjs-node' if it is installed (optional, never required): native TensorFlow, has every kernel.
  *  - 'wasm+native': the wasm backend (XNNPACK, SIMD build, single-threaded) with this module's native kernels
  *    (native/, OpenBLAS) for the convolutions, their gradients, matmuls, max-pool gradients and bias-gradient sums,
- *    plus native optimizer updates (see heap-optimizers.ts). Used when the addon was built (Debian's libopenblas-dev present at
- *    `npm ci`) unless FEDKEEPER_NATIVE=0. Its threads: FEDKEEPER_NATIVE_THREADS (see native.ts).
+ *    plus native optimizer updates (see heap-optimizers.ts), each falling back to the 'wasm' kernel for what it does
+ *    not cover. Used when the addon was built (Debian's libopenblas-dev present at `npm ci`) unless
+ *    FEDKEEPER_NATIVE=0. Its threads: FEDKEEPER_NATIVE_THREADS (see native.ts).
  *  - 'wasm': the wasm backend with the pure-wasm kernels: this module's Conv2DBackpropFilter, which wasm lacks and
  *    conv nets need to train, and XNNPACK-backed fast paths for two kernels wasm has but runs as scalar loops in
  *    backprop (Conv2DBackpropInput, transposed BatchMatMul), and copy-free Identity and same-dtype Cast (wasm's
@@ -176,11 +177,6 @@ export function currentEngine(): EngineInfo | undefined {
   return current;
 }
 
-/** The native addon, when the native kernel set is active. */
-export function activeNativeAddon(): NativeAddon | null {
-  return current?.engine === 'wasm+native' && native?.ok ? native.addon : null;
-}
-
 /**
  * The heap-loop optimizer updates for the active kernel set: the addon's on 'native', the JS ones on 'wasm', none
  * (tfjs' own optimizers) on 'stock' and tfjs-node.
@@ -189,11 +185,6 @@ export function activeHeapUpdates(): HeapUpdates | null {
   if (!current || current.engine === 'tfjs-node') return null;
   if (current.engine === 'wasm+native' && native?.ok) return native.addon;
   return activeSet === 'wasm' ? jsUpdates : null;
-}
-
-/** The addon if it loaded, whatever set is active (benchmarks measure sgemm with it). */
-export function loadedNativeAddon(): NativeAddon | null {
-  return native?.ok ? native.addon : null;
 }
 
 async function tryTfjsNode(): Promise<boolean> {

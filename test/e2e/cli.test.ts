@@ -81,6 +81,9 @@ test('run: trains, writes summary.json, rounds.csv, activations/<round>.csv, eve
   assert.equal(s.invocations, 1 + 2 * (3 + 1)); // init + per round 3 clients and 1 aggregation
   assert.ok(s.final_accuracy > 0.6 && s.final_accuracy <= 1, `accuracy ${s.final_accuracy}`);
   assert.match(s.final_weights_sha256, /^[0-9a-f]{64}$/);
+  assert.ok(['wasm', 'wasm+native', 'tfjs-node'].includes(s.engine), `engine ${s.engine}`);
+  assert.equal(typeof s.engine_threads, 'number');
+  assert.match(r.stdout, new RegExp(`init done in [\\d.]+ s \\(engine ${s.engine.replace('+', '\\+')}`));
   firstSha = s.final_weights_sha256;
 
   const rounds = readCsv(path.join(dir, 'rounds.csv'));

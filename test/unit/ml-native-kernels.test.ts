@@ -1,6 +1,7 @@
 /**
  * The native (OpenBLAS) kernels against tfjs's reference cpu kernels: forward convolutions (plain and fused),
- * both convolution gradients, max-pool gradients and matmuls (every transpose, batched, broadcast, fused), over both
+ * both convolution gradients, max-pool gradients, bias-gradient sums and matmuls (every transpose, batched,
+ * broadcast, fused), over both
  * paddings, strides 1 and 2, and several batch and channel sizes. Error: max |native − cpu| / max |cpu|, bound 1e-5.
  * Also: what they do not cover goes to the kernel they wrap, results do not depend on the thread count, and nothing
  * leaks. Skipped (with a message) only when the addon is not built.
@@ -41,7 +42,7 @@ function countCalls(addon: NativeAddon): { counts: Map<string, number>; restore:
   const counts = new Map<string, number>();
   const saved = new Map<string, unknown>();
   const obj = addon as unknown as Record<string, (...a: unknown[]) => unknown>;
-  for (const name of ['conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'batchMatMul', 'maxPoolGrad']) {
+  for (const name of ['conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'batchMatMul', 'maxPoolGrad', 'sumLeading']) {
     const f = obj[name]!;
     saved.set(name, f);
     obj[name] = (...a: unknown[]) => {
@@ -244,6 +245,31 @@ describe('native kernels vs cpu', { skip }, () => {
           seed += 10;
         }
       assert.ok((calls.counts.get('batchMatMul') ?? 0) >= 6 * 4 + 4 + 4);
+    } finally {
+      calls.restore();
+    }
+  });
+
+  it('Sum over leading axes (bias gradients) matches cpu within 1e-5; other sums go to the wrapped kernel', async () => {
+    const calls = countCalls(addon);
+    try {
+      let seed = 800;
+      for (const [shape, axis, keepDims, native] of [
+        [[10, 24, 24, 32], [0, 1, 2], false, true],
+        [[32, 512], 0, false, true],
+        [[4, 5, 6], [1, 0], true, true],
+        [[7, 3], null, false, true],
+        [[7, 3], 1, false, false],
+        [[2, 3, 4], [0, 2], false, false],
+      ] as const) {
+        const before = calls.counts.get('sumLeading') ?? 0;
+        const { cpu, native: nat } = await onBoth(() =>
+          tf.sum(tf.tensor(randomArray(size(shape), seed), [...shape]), axis === null ? undefined : (axis as number | number[]), keepDims),
+        );
+        assert.ok(relErr(nat, cpu) <= 1e-5, `sum [${shape}] axis ${JSON.stringify(axis)}: ${relErr(nat, cpu)}`);
+        assert.equal((calls.counts.get('sumLeading') ?? 0) - before, native ? 1 : 0, `sum [${shape}] axis ${JSON.stringify(axis)} native`);
+        seed += 10;
+      }
     } finally {
       calls.restore();
     }

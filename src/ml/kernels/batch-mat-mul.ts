@@ -12,7 +12,7 @@
  * Batched (batch > 1) or non-float32 calls go to the original kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { single, wasmKernel, withTemps, wrapWasmKernel } from './wasm-util.js';
+import { single, wasmKernel, withTemps } from './wasm-util.js';
 
 const KERNEL = 'BatchMatMul';
 
@@ -70,8 +70,4 @@ export function fastTransposedBatchMatMul(original: tf.KernelFunc): tf.KernelFun
       return swapLast2(outT);
     });
   };
-}
-
-export function installFastBatchMatMulWasm(): boolean {
-  return wrapWasmKernel(KERNEL, fastTransposedBatchMatMul);
 }

@@ -90,13 +90,3 @@ export const conv2DBackpropFilterWasm: tf.KernelFunc = ({ inputs, backend, attrs
     return single(transpose({ inputs: { x: r }, backend, attrs: { perm: [1, 2, 0, 3] } }), KERNEL);
   });
 };
-
-/**
- * Registers the kernel for 'wasm' unless that backend already has one (tfjs-node has its own and is never touched).
- * Returns true if this call registered it.
- */
-export function registerConv2DBackpropFilterWasm(): boolean {
-  if (tf.getKernel(KERNEL, 'wasm')) return false;
-  tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: conv2DBackpropFilterWasm });
-  return true;
-}

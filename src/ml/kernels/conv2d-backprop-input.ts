@@ -11,7 +11,7 @@
  * formula cannot express go to the original kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { asPair, heapBuffer, heapOffset, single, wasmInternals, wasmKernel, withTemps, wrapWasmKernel } from './wasm-util.js';
+import { asPair, heapBuffer, heapOffset, single, wasmInternals, wasmKernel, withTemps } from './wasm-util.js';
 
 const KERNEL = 'Conv2DBackpropInput';
 
@@ -99,8 +99,4 @@ export function fastConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc 
       return out;
     });
   };
-}
-
-export function installFastConv2DBackpropInputWasm(): boolean {
-  return wrapWasmKernel(KERNEL, fastConv2DBackpropInput);
 }

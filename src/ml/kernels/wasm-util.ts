@@ -87,19 +87,3 @@ export function wrapConfig(original: tf.KernelConfig, make: (original: tf.Kernel
   if (original.disposeFunc) cfg.disposeFunc = original.disposeFunc;
   return cfg;
 }
-
-const replaced = new Set<string>();
-
-/**
- * Replaces wasm's registered kernel `name` by `make(original)` (see wrapConfig). Returns false if wasm has no such
- * kernel or it was already replaced through this function.
- */
-export function wrapWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
-  if (replaced.has(name)) return false;
-  const orig = tf.getKernel(name, 'wasm') as tf.KernelConfig | undefined;
-  if (!orig) return false;
-  tf.unregisterKernel(name, 'wasm');
-  tf.registerKernel(wrapConfig(orig, make));
-  replaced.add(name);
-  return true;
-}
