@@ -137,7 +137,18 @@ const FaultTolerance = strict({
   max_attempts: withDefault(int((n) => n.min(1).max(100)), 3),
   backoff_initial: withDefault(durationMs(), 500),
   backoff_max: withDefault(durationMs(), 30_000),
+  call_retries: withDefault(int((n) => n.min(0).max(100)), 5),
+  invocation_timeout: maybe(durationMs()),
+  round_timeout: maybe(durationMs()),
+  min_fit_fraction: withDefault(num((n) => n.gt(0).lte(1)), 1),
 }).superRefine((f, ctx) => {
+  if (f.round_timeout !== undefined && f.invocation_timeout !== undefined && f.round_timeout < f.invocation_timeout) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['round_timeout'],
+      message: `expected at least invocation_timeout (${f.invocation_timeout} ms), found ${f.round_timeout} ms; a round cannot end before one invocation may; raise round_timeout or lower invocation_timeout`,
+    });
+  }
   if (f.backoff_max < f.backoff_initial) {
     ctx.addIssue({
       code: 'custom',

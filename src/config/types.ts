@@ -86,6 +86,14 @@ export interface FaultToleranceConfig {
   /** Re-invocation backoff, ms: backoff_initial × 2^(attempt−1), capped at backoff_max, with full jitter. */
   backoff_initial: number;
   backoff_max: number;
+  /** Retries of a platform call itself (invoke, poll) on HTTP 429/5xx or a network error. */
+  call_retries: number;
+  /** No result by then (ms after the invoke) → the activation is timed out and the client re-invoked; default: the function's timeout + 60 s. */
+  invocation_timeout?: number;
+  /** Wait at most this long (ms) for a round's clients, then aggregate those done if ≥ min_fit_fraction; unset: wait for all. */
+  round_timeout?: number;
+  /** Share of the selected clients a round needs to aggregate (with round_timeout). */
+  min_fit_fraction: number;
 }
 
 export interface FederatedLearningScenario {

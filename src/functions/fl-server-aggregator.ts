@@ -28,6 +28,11 @@ export async function handler(raw: Record<string, unknown>, _ctx: InvocationCont
   const updates = [];
   for (const u of stored) {
     const partition = await store.getPartition(p.runId, u.clientId);
+    const want = p.attempts?.[String(u.clientId)];
+    if (want !== undefined && u.attempt !== undefined && u.attempt !== want) {
+      rejected.push({ clientId: u.clientId, reason: `client ${u.clientId}: the stored update is from attempt ${u.attempt}, the keeper accepted attempt ${want}` });
+      continue;
+    }
     const verdict = validateUpdate(u, { shapes: previous.shapes, partitionSize: partition?.length ?? 0, maxBytes: p.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES });
     if (verdict.ok) updates.push(u);
     else rejected.push({ clientId: u.clientId, reason: verdict.reason });

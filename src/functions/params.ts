@@ -46,6 +46,8 @@ export interface RelayedClientParams extends Omit<ClientParams, 'store'> {
 export interface AggregatorParams extends CommonParams {
   round: number;
   clientIds: number[];
+  /** The attempt whose update counts, per client id: any other stored attempt is rejected. */
+  attempts?: Record<string, number>;
   /** Updates larger than this (encoded) are rejected. */
   maxUpdateBytes?: number;
 }

@@ -149,7 +149,8 @@ export class Keeper {
     const fl = cfg.scenarios.federated_learning;
     const t0 = Date.now();
     const progress = this.opts.onProgress ?? (() => {});
-    const tracker = new ActivationTracker(store, runDir, runId);
+    const ft = fl.fault_tolerance;
+    const tracker = new ActivationTracker(store, runDir, runId, { retries: ft.call_retries, backoff: (n) => backoffMs(n, ft.backoff_initial, ft.backoff_max) });
     const common: CommonParams = { runId, store: { type: fl.store.type, path: path.resolve(fl.store.path) }, dataset: pre.dataset, model: pre.model };
     const server = this.provider(this.plan.serverCluster);
     const counters = { retries: 0, failures: 0 };
@@ -191,6 +192,7 @@ export class Keeper {
       summary.invocations = tracker.invocations;
       summary.retries = counters.retries;
       summary.failures = counters.failures;
+      summary.call_retries = tracker.callRetries;
       summary.finished_at = new Date().toISOString();
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
       summary.durations_by_cluster = durationsBy(tracker.samples, (x) => `${x.platform}:${x.cluster}`);
@@ -205,7 +207,7 @@ export class Keeper {
     try {
       // Server init: initial weights and partitions into the store.
       const initStart = Date.now();
-      const init = await this.invokeAndWait(tracker, { provider: server, functionName: 'fl_server_init', params: { ...common, numClients: fl.clients_info.total_num_clients, partition: pre.partition, seed: fl.seed } satisfies InitParams as unknown as Record<string, unknown>, round: 0, clientId: -1, attempt: 1 }, counters);
+      const init = await this.invokeAndWait(tracker, { provider: server, functionName: 'fl_server_init', params: { ...common, numClients: fl.clients_info.total_num_clients, partition: pre.partition, seed: fl.seed } satisfies InitParams as unknown as Record<string, unknown>, round: 0, clientId: -1, attempt: 1, deadlineMs: this.deadline(this.plan.serverCluster, 'fl_server_init') }, counters);
       summary.engine = init.result.engine;
       summary.engine_threads = init.result.engineThreads;
       summary.engine_blas = init.result.engineBlas;
@@ -217,7 +219,7 @@ export class Keeper {
 
       let best = -Infinity;
       for (let round = 1; round <= fl.max_rounds; round++) {
-        const r = await this.runRound(round, common, tracker, runDir, counters, progress);
+        const r = await this.runRound(round, common, store, tracker, runDir, counters, progress);
         summary.rounds = round;
         summary.final_accuracy = r.accuracy;
         summary.final_loss = r.loss;
@@ -247,6 +249,7 @@ export class Keeper {
   private async runRound(
     round: number,
     common: CommonParams,
+    store: ParameterStore,
     tracker: ActivationTracker,
     runDir: RunDirectory,
     counters: { retries: number; failures: number },
@@ -271,38 +274,76 @@ export class Keeper {
       const cluster = this.plan.clusters.get(this.plan.placement[clientId]!)!;
       const functionName = fl.clients_info.client_functions[0]!;
       if (cluster.storeAccess === 'direct') {
-        return { provider: cluster.provider, functionName, params: params as unknown as Record<string, unknown>, round, clientId, attempt };
+        return { provider: cluster.provider, functionName, params: params as unknown as Record<string, unknown>, round, clientId, attempt, deadlineMs: this.deadline(cluster.name, functionName) };
       }
       // The client cannot reach the store: the relay on the server cluster carries weights and update for it.
       const relayed: RelayParams = { ...params, target: { platform: cluster.platform, cluster: cluster.name, functionName, settings: cluster.settings } };
-      return { provider: this.provider(this.plan.serverCluster), functionName: RELAY_FUNCTION, params: relayed as unknown as Record<string, unknown>, round, clientId, attempt };
+      return { provider: this.provider(this.plan.serverCluster), functionName: RELAY_FUNCTION, params: relayed as unknown as Record<string, unknown>, round, clientId, attempt, deadlineMs: this.deadline(this.plan.serverCluster, RELAY_FUNCTION) };
     };
 
-    // Invoke every selected client without blocking; each promise re-invokes its client on failure.
-    let done = 0;
+    // Attempts are numbered across keeper lifetimes (a resumed round goes on from the stored activations), so a
+    // late answer of an earlier attempt can never replace a newer update.
+    const earlier = new Map<number, number>();
+    for (const a of await store.listActivations(common.runId, round)) {
+      if (a.clientId >= 0) earlier.set(a.clientId, Math.max(earlier.get(a.clientId) ?? 0, a.attempt));
+    }
+    const ft = fl.fault_tolerance;
+    const need = Math.max(1, Math.ceil(ft.min_fit_fraction * selected.length));
+    const finished = new Map<number, FinishedInvocation>();
     let failed = 0;
-    const pending: Promise<FinishedInvocation>[] = [];
+    let closed = false;
+    let notify: () => void = () => {};
+    let fatal: unknown;
+    const changed = () => notify();
+
+    // Invoke every selected client without blocking; each chain re-invokes its client on failure until the round closes.
+    const chains: Promise<void>[] = [];
     for (const clientId of selected) {
-      const first = (await tracker.invoke(request(clientId, 1))).done;
-      pending.push(
-        this.withRetries(first, tracker, request, counters).then((f) => {
-          done++;
-          progress({ kind: 'client_done', round, done, selected: selected.length, failed });
-          return f;
-        }, (e) => {
-          failed++;
-          throw e;
-        }),
+      const base = earlier.get(clientId) ?? 0;
+      const first = (await tracker.invoke(request(clientId, base + 1))).done;
+      chains.push(
+        this.withRetries(first, tracker, request, counters, base, () => closed).then(
+          (f) => {
+            if (f && !closed) {
+              finished.set(clientId, f);
+              progress({ kind: 'client_done', round, done: finished.size, selected: selected.length, failed });
+            }
+            changed();
+          },
+          (e) => {
+            failed++;
+            fatal ??= e;
+            changed();
+          },
+        ),
       );
     }
     const tInvoked = Date.now();
-    const results = await Promise.all(pending);
+    const deadline = ft.round_timeout !== undefined ? tStart + ft.round_timeout : Infinity;
+    // Wait for all; or, with round_timeout, until the deadline once `need` clients are done (FedLess/Flower style).
+    for (;;) {
+      if (finished.size === selected.length) break;
+      if (fatal && (ft.round_timeout === undefined || finished.size + (selected.length - finished.size - failed) < need)) {
+        closed = true;
+        throw fatal;
+      }
+      if (Date.now() >= deadline && finished.size >= need) break;
+      const wake = new Promise<void>((r) => (notify = r));
+      const timer = Number.isFinite(deadline) && Date.now() < deadline ? setTimeout(() => notify(), deadline - Date.now()) : undefined;
+      await wake;
+      if (timer) clearTimeout(timer);
+    }
+    closed = true;
+    const fit = selected.filter((c) => finished.has(c));
+    const dropped = selected.filter((c) => !finished.has(c));
+    if (dropped.length) runDir.event('clients_dropped', { round, dropped, reason: `round_timeout ${ft.round_timeout} ms reached with ${fit.length} of ${selected.length} clients done` });
+    const results = fit.map((c) => finished.get(c)!);
     const tTrained = Date.now();
 
     const server = this.provider(this.plan.serverCluster);
     const agg = await this.invokeAndWait(
       tracker,
-      { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: selected } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1 },
+      { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: fit, attempts: Object.fromEntries(results.map((r) => [r.request.clientId, r.request.attempt])) } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1, deadlineMs: this.deadline(this.plan.serverCluster, 'fl_server_aggregator') },
       counters,
     );
     const tEnd = Date.now();
@@ -318,7 +359,8 @@ export class Keeper {
       train_s: (tTrained - tInvoked) / 1000,
       agg_s: (tEnd - tTrained) / 1000,
       total_s: (tEnd - tStart) / 1000,
-      clients: selected.length - rejected.length,
+      clients: fit.length - rejected.length,
+      dropped: dropped.length,
       samples: results.reduce((s, r) => s + Number(r.result.numSamples ?? 0), 0),
       retries: counters.retries - before.retries,
       failures: counters.failures - before.failures,
@@ -327,27 +369,42 @@ export class Keeper {
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
   }
 
-  /** Follows an invocation; on failure re-invokes the same client up to maxAttempts. */
+  /**
+   * Follows an invocation; on failure re-invokes the same client (backoff between attempts) up to maxAttempts
+   * attempts in this keeper's life. Resolves undefined if the round closed first (the client was dropped).
+   */
   private async withRetries(
     first: Promise<FinishedInvocation>,
     tracker: ActivationTracker,
     request: (clientId: number, attempt: number) => InvocationRequest,
     counters: { retries: number; failures: number },
-  ): Promise<FinishedInvocation> {
+    base: number,
+    roundClosed: () => boolean,
+  ): Promise<FinishedInvocation | undefined> {
     let f = await first;
     while (!f.ok) {
       counters.failures++;
       this.badInputFromFunction(f);
-      if (f.request.attempt >= this.opts.maxAttempts) {
+      if (roundClosed()) return undefined;
+      if (f.request.attempt - base >= this.opts.maxAttempts) {
         throw new RunFailedError(
-          `client ${f.request.clientId} failed ${f.request.attempt} time(s) in round ${f.request.round} on ${f.request.provider.platform}:${f.request.provider.cluster}: ${f.record.error}`,
+          `client ${f.request.clientId} failed ${f.request.attempt - base} time(s) in round ${f.request.round} on ${f.request.provider.platform}:${f.request.provider.cluster}: ${f.record.error}`,
         );
       }
       counters.retries++;
-      await this.backoff(f.request.attempt);
+      await this.backoff(f.request.attempt - base);
+      if (roundClosed()) return undefined;
       f = await (await tracker.invoke(request(f.request.clientId, f.request.attempt + 1))).done;
     }
     return f;
+  }
+
+  /** How long the keeper waits for an invocation's result: fault_tolerance.invocation_timeout, else the function's timeout + 60 s. */
+  private deadline(cluster: string, fn: string): number {
+    const ft = this.cfg.scenarios.federated_learning.fault_tolerance;
+    if (ft.invocation_timeout !== undefined) return ft.invocation_timeout;
+    const spec = this.plan.specs.get(cluster)?.find((s) => s.name === fn);
+    return (spec?.timeoutMs ?? 300_000) + 60_000;
   }
 
   private async invokeAndWait(tracker: ActivationTracker, req: InvocationRequest, counters: { retries: number; failures: number }): Promise<FinishedInvocation> {

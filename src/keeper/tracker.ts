@@ -3,7 +3,7 @@
  * an activation id at once), records the activation in the store as it changes (so the history survives the
  * keeper), polls the platform until the activation ends, and writes its row into the run directory.
  */
-import type { Activation, Provider } from '../providers/types.js';
+import { ProviderError, type Activation, type Provider } from '../providers/types.js';
 import type { ActivationRecord, ParameterStore } from '../store/types.js';
 import type { RunDirectory } from '../telemetry/run-dir.js';
 
@@ -15,6 +15,14 @@ export interface InvocationRequest {
   /** -1 for server functions. */
   clientId: number;
   attempt: number;
+  /** ms after the invoke by which a result must be seen, else the activation is `timed out` here. */
+  deadlineMs: number;
+}
+
+/** How the tracker retries the platform calls themselves (not the function). */
+export interface CallPolicy {
+  retries: number;
+  backoff: (attempt: number) => number;
 }
 
 export interface FinishedInvocation {
@@ -40,16 +48,34 @@ export class ActivationTracker {
   invocations = 0;
   readonly samples: DurationSample[] = [];
 
+  /** Calls retried after a transient platform error (429, 5xx, network). */
+  callRetries = 0;
+
   constructor(
     private readonly store: ParameterStore,
     private readonly runDir: RunDirectory,
     private readonly runId: string,
+    private readonly calls: CallPolicy = { retries: 0, backoff: () => 0 },
     private readonly pollMs = { min: 20, max: 250 },
   ) {}
 
+  /** Runs a platform call, repeating it after transient errors (HTTP 429/5xx, refused or reset connections). */
+  private async call<T>(what: () => Promise<T>, label: string): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await what();
+      } catch (e) {
+        if (!(e instanceof ProviderError && e.transient) || attempt > this.calls.retries) throw e;
+        this.callRetries++;
+        this.runDir.event('call_retry', { call: label, attempt, error: e.message });
+        await sleep(this.calls.backoff(attempt));
+      }
+    }
+  }
+
   /** Invokes without blocking: resolves once the platform gave an activation id, with a promise for its end. */
   async invoke(req: InvocationRequest): Promise<{ activationId: string; done: Promise<FinishedInvocation> }> {
-    const activationId = await req.provider.invoke(req.functionName, req.params);
+    const activationId = await this.call(() => req.provider.invoke(req.functionName, req.params), `invoke ${req.functionName}`);
     this.invocations++;
     const record: ActivationRecord = {
       activationId,
@@ -72,8 +98,30 @@ export class ActivationTracker {
 
   private async follow(req: InvocationRequest, record: ActivationRecord): Promise<FinishedInvocation> {
     let wait = this.pollMs.min;
+    const deadline = record.startTime + req.deadlineMs;
     for (;;) {
-      const a = await req.provider.activation(record.activationId);
+      if (Date.now() > deadline) {
+        // No result in time: this attempt is given up (a late answer can no longer count, see putClientUpdate).
+        return this.finish(req, record, {
+          activationId: record.activationId,
+          functionName: req.functionName,
+          status: 'timed out',
+          startTime: record.startTime,
+          endTime: Date.now(),
+          coldStart: false,
+          result: { error: `no result within the keeper's deadline of ${req.deadlineMs / 1000} s` },
+        });
+      }
+      let a: Activation | undefined;
+      try {
+        a = await req.provider.activation(record.activationId);
+      } catch (e) {
+        // The platform is unreachable for now (an outage): keep polling until the deadline.
+        if (!(e instanceof ProviderError && e.transient)) throw e;
+        await sleep(Math.max(wait, 200));
+        wait = Math.min(this.pollMs.max, Math.ceil(wait * 1.5));
+        continue;
+      }
       if (a && a.status !== 'running') return this.finish(req, record, a);
       if (!a) {
         return this.finish(req, record, {

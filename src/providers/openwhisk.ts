@@ -80,8 +80,11 @@ export class OpenWhiskProvider implements Provider {
     const detail = err.error?.error ?? err.message;
     if (err.statusCode === 401 || err.statusCode === 403) return new ProviderError(`${where}: the API key was refused (HTTP ${err.statusCode}); check auth.ow_auth`, 2);
     if (err.statusCode === 404 && name) return new ProviderError(`${where}: action ${name} does not exist (deploy it first: fedkeeper deploy -c CONFIG)`, 2);
-    if (err.statusCode) return new ProviderError(`${where}: ${what}${name ? ` ${name}` : ''} failed with HTTP ${err.statusCode}: ${detail}`);
-    return new ProviderError(`${where}: cannot reach ${this.opts.apiHost} (${what}${name ? ` ${name}` : ''}): ${detail}`);
+    if (err.statusCode) {
+      const transient = err.statusCode === 429 || err.statusCode >= 500;
+      return new ProviderError(`${where}: ${what}${name ? ` ${name}` : ''} failed with HTTP ${err.statusCode}: ${detail}`, 1, transient);
+    }
+    return new ProviderError(`${where}: cannot reach ${this.opts.apiHost} (${what}${name ? ` ${name}` : ''}): ${detail}`, 1, true);
   }
 
   async deploy(spec: FunctionSpec): Promise<void> {

@@ -49,6 +49,8 @@ export class ProviderError extends Error {
   constructor(
     message: string,
     readonly exitCode: 1 | 2 = 1,
+    /** The call may succeed if repeated: HTTP 429, a 5xx, or a network error (refused, reset, timed out). */
+    readonly transient = false,
   ) {
     super(message);
   }

@@ -79,7 +79,9 @@ const SQL = {
               VALUES (@runId, @round, @clientId, @blob, @numSamples, @metricsJson, @activationId, @attempt)
               ON CONFLICT (run_id, round, client_id) DO UPDATE SET
                 blob = excluded.blob, num_samples = excluded.num_samples, metrics_json = excluded.metrics_json,
-                activation_id = excluded.activation_id, attempt = excluded.attempt`,
+                activation_id = excluded.activation_id, attempt = excluded.attempt
+              WHERE excluded.attempt IS NULL OR client_updates.attempt IS NULL
+                OR excluded.attempt >= client_updates.attempt`,
   getUpdate: `SELECT ${UPDATE_INFO_COLS}, blob FROM client_updates WHERE run_id = ? AND round = ? AND client_id = ?`,
   getUpdates: `SELECT ${UPDATE_INFO_COLS}, blob FROM client_updates WHERE run_id = ? AND round = ?
                ORDER BY client_id`,

@@ -73,7 +73,10 @@ export interface ParameterStore {
   /** Highest round with global weights, or undefined if none. */
   latestGlobalRound(runId: string): Promise<number | undefined>;
 
-  /** Keyed by (run, round, client): a repeated write replaces, never doubles. */
+  /**
+   * Keyed by (run, round, client): a repeated write replaces, never doubles. A write from an older attempt than
+   * the stored one is ignored, so a late answer of a superseded invocation cannot replace a newer update.
+   */
   putClientUpdate(update: ClientUpdate): Promise<void>;
   getClientUpdate(runId: string, round: number, clientId: number): Promise<ClientUpdate | undefined>;
   /** The round's updates sorted by clientId ascending (a fixed order, whatever the arrival order). */

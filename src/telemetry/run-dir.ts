@@ -7,7 +7,7 @@ import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { csvLine } from './csv.js';
 
-export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'samples', 'retries', 'failures'] as const;
+export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures'] as const;
 export const ACTIVATION_COLUMNS = [
   'client_id',
   'function',

@@ -319,3 +319,17 @@ describe('SqliteStore (concurrent processes)', () => {
     await store.close();
   });
 });
+
+it('a late write of an older attempt never replaces a newer update', async () => {
+  const store = await openStore({ type: 'sqlite', path: ':memory:' });
+  const w = (v: number) => ({ shapes: [[1]], data: Float32Array.of(v) });
+  const put = (attempt: number, v: number) => store.putClientUpdate({ runId: 'r', round: 1, clientId: 4, weights: w(v), numSamples: 3, metrics: {}, attempt });
+  await put(2, 2);
+  await put(1, 1); // the superseded attempt answers late
+  assert.equal((await store.getClientUpdate('r', 1, 4))!.attempt, 2);
+  assert.equal((await store.getClientUpdate('r', 1, 4))!.weights.data[0], 2);
+  await put(3, 3);
+  assert.equal((await store.getClientUpdate('r', 1, 4))!.weights.data[0], 3);
+  assert.equal((await store.listClientUpdates('r', 1)).length, 1);
+  await store.close();
+});
