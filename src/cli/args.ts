@@ -10,6 +10,8 @@ export interface CliArgs {
   command: Command;
   config?: string;
   debug: boolean;
+  /** `run|start --resume RUN_DIR` */
+  resume?: string;
   /** `functions deploy|remove …` */
   functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
 }
@@ -23,6 +25,7 @@ export const USAGE = `usage: fedkeeper <command> -c CONFIG [--debug]
 
 commands:
   run        deploy the functions, run federated learning, write the run directory, remove the functions
+             run|start --resume RUN_DIR [-c CONFIG] continues an interrupted run from its last completed round
   deploy     create the FL functions on every cluster of the config
   start      run federated learning on the deployed functions
   remove     delete the FL functions from every cluster of the config
@@ -90,6 +93,7 @@ export function parseCli(argv: string[]): CliArgs {
     deploy: { type: 'boolean', short: 'd' },
     remove: { type: 'boolean', short: 'r' },
     start: { type: 'boolean', short: 's' },
+    resume: { type: 'string' },
     debug: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'V' },
@@ -114,6 +118,8 @@ export function parseCli(argv: string[]): CliArgs {
     return { command: 'help', debug };
   }
   if (command === 'help') return { command, debug };
+  if (values.resume !== undefined && command !== 'run' && command !== 'start') throw new UsageError(`--resume goes with run or start, not ${command}`);
+  if (values.resume !== undefined) return { command, ...(values.config ? { config: values.config } : {}), debug, resume: values.resume };
   if (!values.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} -c CONFIG`);
   return { command, config: values.config, debug };
 }

@@ -7,14 +7,28 @@ import { fabricUp } from './fabric-up.js';
 import { runFunctionsCommand } from '../keeper/functions-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
-import { parseCli, USAGE, type CliArgs } from './args.js';
+import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The config file a run was started with (its run.json), for `--resume DIR` without -c. */
+function configOfRun(dir: string): string {
+  let info: { config_file?: string | null };
+  try {
+    info = JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8'));
+  } catch {
+    throw new UsageError(`--resume ${dir}: no readable run.json there; is it a run directory?`);
+  }
+  if (!info.config_file) throw new UsageError(`--resume ${dir}: run.json does not name the config file; pass it with -c CONFIG`);
+  return info.config_file;
+}
 
 async function main(argv: string[]): Promise<number> {
   let args: CliArgs = { command: 'help', debug: argv.includes('--debug') };
   let keeper: Keeper | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     process.stderr.write(`\nfedkeeper: ${sig} received, stopping\n`);
-    void (keeper?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+    void (keeper ? keeper.interrupt().finally(() => keeper!.close()) : Promise.resolve()).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -28,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(createRequire(import.meta.url)('../../../package.json').version + '\n');
       return 0;
     }
-    const cfg = await loadConfig(args.config!);
+    const cfg = await loadConfig(args.config ?? configOfRun(args.resume!));
     if (args.command === 'functions') {
       await runFunctionsCommand(cfg, args.functions!, '.fedkeeper', (o) => {
         if (o.action !== 'invoked') process.stdout.write(`${o.action} ${o.target}/${o.function}\n`);
@@ -37,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (args.command === 'fabric') return await fabricUp(cfg);
-    keeper = await Keeper.open(cfg, { onProgress: consoleProgress() });
+    keeper = await Keeper.open(cfg, { onProgress: consoleProgress(), configFile: args.config ?? configOfRun(args.resume!) });
     switch (args.command) {
       case 'deploy':
         for (const f of await keeper.deploy()) process.stdout.write(`deployed ${f}\n`);
@@ -47,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
         break;
       case 'start':
       case 'run': {
-        const s = args.command === 'run' ? await keeper.run() : await keeper.start();
+        const s = args.command === 'run' ? await keeper.run(args.resume) : await keeper.start(args.resume);
         process.stdout.write(
           `${s.reached_target ? 'reached' : 'did not reach'} target accuracy ${s.target_accuracy}: ` +
             `final ${s.final_accuracy?.toFixed(4)} after ${s.rounds} round(s) in ${s.wall_s.toFixed(1)} s\n` +

@@ -35,6 +35,8 @@ export interface KeeperOptions {
   /** Directory for local state (deployment records of local clusters); default ".fedkeeper". */
   stateDir?: string;
   onProgress?: (e: ProgressEvent) => void;
+  /** The config file's path, recorded in run.json so that `--resume` can find it. */
+  configFile?: string;
   /** Attempts per client invocation before the round fails; default fault_tolerance.max_attempts. */
   maxAttempts?: number;
 }
@@ -43,7 +45,7 @@ export interface RunSummary {
   name: string;
   run_id: string;
   run_dir: string;
-  status: 'completed' | 'failed';
+  status: 'completed' | 'failed' | 'stopped';
   rounds: number;
   final_accuracy: number | null;
   final_loss: number | null;
@@ -108,29 +110,58 @@ export class Keeper {
     await this.plan.close();
   }
 
-  /** deploy → start → remove. */
-  async run(): Promise<RunSummary> {
+  /** deploy → start → remove. `resumeDir` continues an interrupted run from its last completed round. */
+  async run(resumeDir?: string): Promise<RunSummary> {
     await this.deploy();
     try {
-      return await this.start();
+      return await this.start(resumeDir);
     } finally {
       await this.remove();
     }
   }
 
-  /** Runs the FL experiment on the deployed functions. */
-  async start(): Promise<RunSummary> {
+  /** Runs the FL experiment on the deployed functions (or continues the run in `resumeDir`). */
+  async start(resumeDir?: string): Promise<RunSummary> {
     const fl = this.cfg.scenarios.federated_learning;
     const pre = await preflight(this.cfg);
     await this.checkDeployed();
     const store = await openStore({ type: fl.store.type, path: path.resolve(fl.store.path) });
-    const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
-    const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
     try {
-      return await this.execute(store, runId, runDir, pre);
+      if (resumeDir) {
+        const { runId, runDir } = await this.resumable(store, resumeDir);
+        return await this.execute(store, runId, runDir, pre, true);
+      }
+      const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
+      const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
+      runDir.writeText('run.json', JSON.stringify({ run_id: runId, config_file: this.opts.configFile ? path.resolve(this.opts.configFile) : null, started_at: new Date().toISOString() }, null, 2) + '\n');
+      return await this.execute(store, runId, runDir, pre, false);
     } finally {
       await store.close();
     }
+  }
+
+  /** Checks that `dir` is a run of this config that can go on. */
+  private async resumable(store: ParameterStore, dir: string): Promise<{ runId: string; runDir: RunDirectory }> {
+    let runDir: RunDirectory;
+    try {
+      runDir = RunDirectory.open(path.resolve(dir));
+    } catch (e) {
+      throw new BadInputError(`--resume ${dir}: ${(e as Error).message}`);
+    }
+    const info = runDir.readJson<{ run_id: string }>('run.json');
+    if (!info?.run_id) throw new BadInputError(`--resume ${dir}: no run.json with a run id in it`);
+    const run = await store.getRun(info.run_id);
+    if (!run) throw new BadInputError(`--resume ${dir}: run ${info.run_id} is not in the store ${this.cfg.scenarios.federated_learning.store.path}`);
+    if (run.status === 'completed') throw new BadInputError(`--resume ${dir}: run ${info.run_id} has already completed`);
+    if (run.configJson !== JSON.stringify(redactConfig(this.cfg))) {
+      throw new BadInputError(`--resume ${dir}: the config differs from the one run ${info.run_id} started with; resume with the same config`);
+    }
+    return { runId: info.run_id, runDir };
+  }
+
+  /** Ctrl-C: record the run as stopped (resumable) before the processes go. */
+  async interrupt(): Promise<void> {
+    await this.stopHook?.();
   }
 
   private async checkDeployed(): Promise<void> {
@@ -144,7 +175,9 @@ export class Keeper {
     }
   }
 
-  private async execute(store: ParameterStore, runId: string, runDir: RunDirectory, pre: Preflight): Promise<RunSummary> {
+  private stopHook: (() => Promise<void>) | undefined;
+
+  private async execute(store: ParameterStore, runId: string, runDir: RunDirectory, pre: Preflight, resumed: boolean): Promise<RunSummary> {
     const cfg = this.cfg;
     const fl = cfg.scenarios.federated_learning;
     const t0 = Date.now();
@@ -155,9 +188,15 @@ export class Keeper {
     const server = this.provider(this.plan.serverCluster);
     const counters = { retries: 0, failures: 0 };
 
-    runDir.writeText('config.yaml', YAML.stringify(redactConfig(cfg)));
-    await store.createRun({ runId, name: cfg.name, configJson: JSON.stringify(redactConfig(cfg)), status: 'running', createdAt: t0, updatedAt: t0 });
-    runDir.event('run_started', { run_id: runId, name: cfg.name, seed: fl.seed, clients_total: fl.clients_info.total_num_clients, clients_per_round: fl.clients_info.num_clients_per_round });
+    const done = resumed ? runDir.readRounds() : [];
+    if (resumed) {
+      await store.setRunStatus(runId, 'running');
+      runDir.event('run_resumed', { run_id: runId, completed_rounds: done.length });
+    } else {
+      runDir.writeText('config.yaml', YAML.stringify(redactConfig(cfg)));
+      await store.createRun({ runId, name: cfg.name, configJson: JSON.stringify(redactConfig(cfg)), status: 'running', createdAt: t0, updatedAt: t0 });
+      runDir.event('run_started', { run_id: runId, name: cfg.name, seed: fl.seed, clients_total: fl.clients_info.total_num_clients, clients_per_round: fl.clients_info.num_clients_per_round });
+    }
     progress({ kind: 'run_started', runId, runDir: runDir.dir, maxRounds: fl.max_rounds, clientsPerRound: fl.clients_info.num_clients_per_round });
 
     const summary: RunSummary = {
@@ -186,12 +225,18 @@ export class Keeper {
       partition: fl.data_sampling.partition,
       started_at: new Date(t0).toISOString(),
     };
-    const finishSummary = async (status: 'completed' | 'failed', error?: string) => {
-      summary.status = status;
-      summary.wall_s = (Date.now() - t0) / 1000;
-      summary.invocations = tracker.invocations;
-      summary.retries = counters.retries;
-      summary.failures = counters.failures;
+    const previous = resumed ? runDir.readJson<RunSummary>('summary.json') : undefined;
+    if (previous) summary.started_at = previous.started_at;
+    if (resumed) summary.resumed_at = [...((previous?.resumed_at as string[] | undefined) ?? []), new Date(t0).toISOString()];
+    const finishSummary = async (status: 'completed' | 'failed' | 'stopped', error?: string) => {
+      // Counted from the store, so that a resumed run counts what happened before the interruption too.
+      const acts = await store.listActivations(runId);
+      const failures = acts.filter((a) => a.status !== 'success' && a.status !== 'running').length;
+      summary.status = status as RunSummary['status'];
+      summary.wall_s = Math.round((Date.now() - Date.parse(String(summary.started_at))) / 10) / 100;
+      summary.invocations = acts.length;
+      summary.retries = counters.retries + (resumed ? Math.max(0, failures - counters.failures) : 0);
+      summary.failures = failures;
       summary.call_retries = tracker.callRetries;
       summary.finished_at = new Date().toISOString();
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
@@ -201,6 +246,7 @@ export class Keeper {
       if (final && summary.rounds > 0) summary.final_weights_sha256 = createHash('sha256').update(encodeWeights(final)).digest('hex');
       runDir.summary(summary);
       await store.setRunStatus(runId, status);
+      this.stopHook = undefined;
       runDir.event('run_done', { status, rounds: summary.rounds, final_accuracy: summary.final_accuracy, wall_s: summary.wall_s, ...(error ? { error } : {}) });
     };
 
@@ -218,7 +264,16 @@ export class Keeper {
       progress({ kind: 'init_done', seconds: (Date.now() - initStart) / 1000, engine: `${String(init.result.engine)}${blas}${fallback}` });
 
       let best = -Infinity;
-      for (let round = 1; round <= fl.max_rounds; round++) {
+      for (const row of done) {
+        summary.rounds = Number(row.round);
+        summary.final_accuracy = Number(row.accuracy);
+        summary.final_loss = Number(row.loss);
+        best = Math.max(best, Number(row.accuracy));
+        summary.best_accuracy = best;
+      }
+      this.stopHook = () => finishSummary('stopped', 'interrupted; continue with fedkeeper run --resume ' + runDir.dir);
+      if (summary.final_accuracy !== null && summary.final_accuracy >= fl.target_accuracy) summary.reached_target = true;
+      for (let round = done.length + 1; round <= fl.max_rounds && !summary.reached_target; round++) {
         const r = await this.runRound(round, common, store, tracker, runDir, counters, progress);
         summary.rounds = round;
         summary.final_accuracy = r.accuracy;
@@ -235,7 +290,7 @@ export class Keeper {
       await finishSummary('completed');
       return summary;
     } catch (e) {
-      if ((e as { exitCode?: number }).exitCode === 2 && summary.rounds === 0) {
+      if ((e as { exitCode?: number }).exitCode === 2 && summary.rounds === 0 && !resumed) {
         // The input was wrong and nothing useful was produced: leave no half-written run behind.
         runDir.discard();
         await store.deleteRun(runId);

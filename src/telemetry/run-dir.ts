@@ -3,7 +3,7 @@
  * (redacted). Appends are synchronous so that a crash leaves every line written so far; summary.json is written
  * atomically (temp file + rename).
  */
-import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { csvLine } from './csv.js';
 
@@ -46,6 +46,24 @@ export class RunDirectory {
     return rd;
   }
 
+  /** Opens an existing run directory to continue it (resume); appends only. */
+  static open(dir: string): RunDirectory {
+    if (!existsSync(path.join(dir, 'rounds.csv'))) throw new Error(`${dir} is not a FedKeeper run directory (no rounds.csv)`);
+    return new RunDirectory(dir);
+  }
+
+  /** The rounds written so far (rounds.csv rows, as text fields). */
+  readRounds(): Record<string, string>[] {
+    const [head, ...rows] = readFileSync(path.join(this.dir, 'rounds.csv'), 'utf8').trim().split('\n');
+    const cols = head!.split(',');
+    return rows.filter(Boolean).map((r) => Object.fromEntries(r.split(',').map((v, i) => [cols[i]!, v])));
+  }
+
+  readJson<T>(name: string): T | undefined {
+    const f = path.join(this.dir, name);
+    return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as T) : undefined;
+  }
+
   writeText(name: string, text: string): void {
     writeFileSync(path.join(this.dir, name), text);
   }
@@ -61,7 +79,7 @@ export class RunDirectory {
   /** Activation rows of a round; round 0 holds the server init. */
   activation(round: number, row: ActivationRow): void {
     const file = path.join(this.dir, 'activations', `${round}.csv`);
-    if (!this.activationFiles.has(round)) {
+    if (!this.activationFiles.has(round) && !existsSync(file)) {
       writeFileSync(file, csvLine(ACTIVATION_COLUMNS));
       this.activationFiles.add(round);
     }
