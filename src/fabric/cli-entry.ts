@@ -28,6 +28,13 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
+    // --exit-with-parent: a fabric started for one keeper must not outlive it (even after a kill -9 of the keeper).
+    if (process.argv.includes('--exit-with-parent')) {
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) resolve();
+      }, 500).unref();
+    }
   });
   await fabric.close();
 }

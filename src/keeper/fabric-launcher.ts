@@ -49,7 +49,7 @@ export async function launchLocalClusters(requests: readonly LocalClusterRequest
   }
   if (toStart.length === 0) return { urls, close: async () => {} };
 
-  const child = spawn(process.execPath, [ENTRY, '-'], { stdio: ['pipe', 'pipe', stdio === 'inherit' ? 'inherit' : 'pipe'], env });
+  const child = spawn(process.execPath, [ENTRY, '-', ...(stdio === 'pipe' ? ['--exit-with-parent'] : [])], { stdio: ['pipe', 'pipe', stdio === 'inherit' ? 'inherit' : 'pipe'], env });
   const spec = {
     clusters: toStart.map((r) => ({
       name: r.name,

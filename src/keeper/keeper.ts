@@ -242,6 +242,12 @@ export class Keeper {
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
       summary.durations_by_cluster = durationsBy(tracker.samples, (x) => `${x.platform}:${x.cluster}`);
       if (error) summary.error = error;
+      const injected: Record<string, Record<string, number>> = {};
+      for (const c of this.plan.clusters.values()) {
+        const f = await c.provider.faults?.();
+        if (f) injected[`${c.platform}:${c.name}`] = f;
+      }
+      if (Object.keys(injected).length) summary.injected_faults = injected;
       const final = await store.getGlobalWeights(runId, summary.rounds);
       if (final && summary.rounds > 0) summary.final_weights_sha256 = createHash('sha256').update(encodeWeights(final)).digest('hex');
       runDir.summary(summary);

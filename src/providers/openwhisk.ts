@@ -185,6 +185,22 @@ export class OpenWhiskProvider implements Provider {
     };
   }
 
+  /**
+   * Faults injected so far by a local FedKeeper OpenWhisk platform (its profile's fault injection), or undefined
+   * for a cluster that does not offer them (a real OpenWhisk). Not part of the OpenWhisk API: a plain GET.
+   */
+  async faults(): Promise<Record<string, number> | undefined> {
+    try {
+      const res = await fetch(`${this.opts.apiHost}/api/v1/fedkeeper/faults`, {
+        headers: { Authorization: `Basic ${Buffer.from(this.opts.apiKey).toString('base64')}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      return res.ok ? ((await res.json()) as Record<string, number>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async close(): Promise<void> {
     this.agent.destroy();
   }

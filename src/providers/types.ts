@@ -39,6 +39,8 @@ export interface Provider {
   invoke(name: string, params: Record<string, unknown>): Promise<string>;
   /** Current state of an activation; undefined if the platform does not know the id. */
   activation(activationId: string): Promise<Activation | undefined>;
+  /** Faults the platform injected on purpose (local test clusters), if it reports them. */
+  faults?(): Promise<Record<string, number> | undefined>;
   /** Releases connections and processes held by this provider object (deployed functions stay deployed). */
   close(): Promise<void>;
 }
