@@ -198,6 +198,17 @@ export async function buildPlan(cfg: FedKeeperConfig, stateDir: string): Promise
       for (const fn of ci.client_functions) want(cluster, fn);
       if (clusters.get(cluster)!.storeAccess === 'relay') want(serverCluster, RELAY_FUNCTION);
     }
+    const ft = fl.fault_tolerance;
+    if (ft.round_timeout !== undefined && ft.invocation_timeout === undefined) {
+      for (const [cluster, list] of specs) {
+        const client = list.find((x) => ci.client_functions.includes(x.name));
+        if (client && ft.round_timeout < client.timeoutMs) {
+          throw new BadInputError(
+            `scenarios.federated_learning.fault_tolerance.round_timeout (${ft.round_timeout} ms) is shorter than functions.${client.name}.${clusters.get(cluster)!.platform}.timeout (${client.timeoutMs} ms): a round cannot end before one invocation may; raise round_timeout or lower the function's timeout`,
+          );
+        }
+      }
+    }
     return { clusters, serverCluster, serverFunctions, clientFunctions: ci.client_functions, placement, specs, close };
   } catch (e) {
     await close();

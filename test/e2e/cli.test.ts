@@ -147,6 +147,7 @@ test('bad input: one line, exit 2, no run directory', async (t) => {
     ['missing dataset file', ['run', '-c', tinyConfig('bad3', { extra: `    training_test_data: { dataset: idx, train_images_url: ${work}/no-images.gz, train_labels_url: ${work}/no-labels.gz, test_images_url: ${work}/x, test_labels_url: ${work}/y }\n` })], /no-labels\.gz: file not found/],
     ['unreachable URL', ['run', '-c', tinyConfig('bad4', { extra: '    training_test_data: { dataset: idx, train_images_url: "http://127.0.0.1:1/a.gz", train_labels_url: "http://127.0.0.1:1/b.gz", test_images_url: "http://127.0.0.1:1/c.gz", test_labels_url: "http://127.0.0.1:1/d.gz" }\n' })], /cannot reach http:\/\/127\.0\.0\.1:1\/b\.gz/],
     ['more clients than the partitioner can serve', ['run', '-c', tinyConfig('bad5', { clients: '{ total_num_clients: 5000, num_clients_per_round: 10 }', data: '{ model: mnistnn, partition: shards, shards_per_client: 2 }' })], /shards .* lower total_num_clients/],
+    ['round timeout shorter than the invocation timeout', ['run', '-c', tinyConfig('bad6', { fl: '    fault_tolerance: { round_timeout: 10s }\n    functions: { fl_client: { local: { timeout: 60s } } }\n' })], /round_timeout \(10000 ms\) is shorter than functions\.fl_client\.local\.timeout \(60000 ms\)/],
     ['unknown command', ['train', '-c', 'x.yaml'], /unknown command "train"/],
     ['no config', ['run'], /run needs a config/],
   ];

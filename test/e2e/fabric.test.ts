@@ -156,3 +156,35 @@ ${FL.replace(', CLIENTS', '').replace(/timeout: 120s/g, 'timeout: 8s')}`,
   const ls = JSON.parse(readFileSync(path.join(/results: (.+)/.exec(l.stdout)![1]!.trim(), 'summary.json'), 'utf8'));
   assert.equal(s.final_weights_sha256, ls.final_weights_sha256, 'each (round, client) update counted once, as in a fault-free run');
 });
+
+test('round_timeout with min_fit_fraction: stragglers on a slow edge cluster are dropped and logged, the round aggregates the rest', async () => {
+  const cfg = write(
+    'straggle.yaml',
+    `name: straggle
+output_dir: runs
+providers:
+  openwhisk:
+    fast:
+      auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000004:fast-test-key" }
+      local: { profile: cloud }
+    slow:
+      auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000005:slow-test-key" }
+      local: { profile: { base: edge, coldStartDelayMs: 4000, speedFactor: 30 } }
+scenarios:
+  federated_learning:
+    server_config: { server_cluster_name: fast }
+    fault_tolerance: { round_timeout: 3s, invocation_timeout: 3s, min_fit_fraction: 0.5 }
+${FL.replace('CLIENTS', 'ow_clients_count: 4, edge_clients_count: 2').replace('max_rounds: 2', 'max_rounds: 1').replace('num_clients_per_round: 6', 'num_clients_per_round: 6')}`,
+  );
+  const r = await cli(['run', '-c', cfg]);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
+  const [head, row] = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n');
+  const round = Object.fromEntries(row!.split(',').map((v, i) => [head!.split(',')[i], v]));
+  assert.equal(round.clients, '4');
+  assert.equal(round.dropped, '2');
+  assert.ok(Number(round.total_s) < 12, `round took ${round.total_s} s`);
+  const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const dropped = events.find((e) => e.type === 'clients_dropped');
+  assert.deepEqual(dropped.dropped, [4, 5]);
+});
