@@ -7,25 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { currentEngine, initEngine, mulberry32, useKernelSet, type KernelSet } from '../../src/ml/index.js';
-
-function randomArray(n: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = r() * 2 - 1;
-  return a;
-}
-
-function relErr(got: Float32Array, want: Float32Array): number {
-  assert.equal(got.length, want.length);
-  let maxDiff = 0;
-  let maxAbs = 0;
-  for (let i = 0; i < want.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-    maxAbs = Math.max(maxAbs, Math.abs(want[i]!));
-  }
-  return maxAbs === 0 ? maxDiff : maxDiff / maxAbs;
-}
+import { currentEngine, initEngine, useKernelSet, type KernelSet } from '../../src/ml/index.js';
+import { randomArray, relErr } from '../fixtures/numeric.js';
 
 async function onBoth(fn: () => tf.Tensor): Promise<{ cpu: Float32Array; wasm: Float32Array }> {
   assert.ok(await tf.setBackend('cpu'));
