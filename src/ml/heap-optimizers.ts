@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapBuffer, heapOffset, wasmInternals } from './kernels/wasm-util.js';
-import { nadamMomentumCache } from './nadam.js';
+import { nadamScheduleAfter, nadamStep } from './nadam.js';
 
 /**
  * The update loops (the native addon's signatures; kernels/heap.ts has the JS ones): read value and grad at their
@@ -104,13 +104,30 @@ class Moments {
   }
 }
 
+/** Adam-family optimizers: first and second moments per variable, saved and restored with the iteration count. */
+abstract class MomentOptimizer extends HeapOptimizer {
+  protected moments = new Moments();
+
+  override dispose(): void {
+    this.moments = new Moments();
+  }
+
+  override async getWeights(): Promise<NamedTensorList> {
+    return [await this.saveIterations(), ...this.moments.tensors()];
+  }
+
+  /** Restores the iteration count and the moments; subclasses then rebuild what derives from the count. */
+  protected async restore(weightValues: NamedTensorList): Promise<void> {
+    this.moments.set(await this.extractIterations(weightValues));
+  }
+}
+
 /** tf.train.adam(lr) (β1 0.9, β2 0.999, ε = the backend's 1e-7), one heap loop per variable. */
-export class HeapAdam extends HeapOptimizer {
+export class HeapAdam extends MomentOptimizer {
   static get className(): string {
     return 'HeapAdam';
   }
 
-  private moments = new Moments();
   /** β1^t and β2^t as tfjs keeps them: float32 scalars, multiplied once per step. */
   private accBeta1: number;
   private accBeta2: number;
@@ -139,17 +156,8 @@ export class HeapAdam extends HeapOptimizer {
     this.incrementIterations();
   }
 
-  override dispose(): void {
-    this.moments = new Moments();
-  }
-
-  override async getWeights(): Promise<NamedTensorList> {
-    return [await this.saveIterations(), ...this.moments.tensors()];
-  }
-
   override async setWeights(weightValues: NamedTensorList): Promise<void> {
-    const rest = await this.extractIterations(weightValues);
-    this.moments.set(rest);
+    await this.restore(weightValues);
     this.accBeta1 = f32(this.beta1);
     this.accBeta2 = f32(this.beta2);
     for (let i = 0; i < this.iterations; i++) {
@@ -199,12 +207,11 @@ export class HeapSgd extends HeapOptimizer {
 }
 
 /** This module's Nadam (nadam.ts), one heap loop per variable. */
-export class HeapNadam extends HeapOptimizer {
+export class HeapNadam extends MomentOptimizer {
   static get className(): string {
     return 'HeapNadam';
   }
 
-  private moments = new Moments();
   private mSchedule = 1;
 
   constructor(
@@ -219,13 +226,7 @@ export class HeapNadam extends HeapOptimizer {
 
   override applyGradients(variableGradients: VariableGradients): void {
     const t = this.iterations + 1;
-    const uT = nadamMomentumCache(this.beta1, t);
-    const uT1 = nadamMomentumCache(this.beta1, t + 1);
-    const mScheduleNew = this.mSchedule * uT;
-    const mScheduleNext = mScheduleNew * uT1;
-    const cG = (1 - uT) / (1 - mScheduleNew);
-    const cM = uT1 / (1 - mScheduleNext);
-    const vDenom = 1 - Math.pow(this.beta2, t);
+    const { cG, cM, vDenom, mSchedule: mScheduleNew } = nadamStep(this.beta1, this.beta2, this.mSchedule, t);
     targets(variableGradients).forEach((tg) => {
       const [m, v] = this.moments.at(tg.index, tg.name, tg.value.size);
       this.update(tg, (heap, vOff, gOff, oOff) => this.addon.nadam(heap, vOff, gOff, oOff, tg.value.size, m, v,
@@ -236,20 +237,9 @@ export class HeapNadam extends HeapOptimizer {
     this.incrementIterations();
   }
 
-  override dispose(): void {
-    this.moments = new Moments();
-  }
-
-  override async getWeights(): Promise<NamedTensorList> {
-    return [await this.saveIterations(), ...this.moments.tensors()];
-  }
-
   override async setWeights(weightValues: NamedTensorList): Promise<void> {
-    const rest = await this.extractIterations(weightValues);
-    this.moments.set(rest);
-    let s = 1;
-    for (let t = 1; t <= this.iterations; t++) s *= nadamMomentumCache(this.beta1, t);
-    this.mSchedule = s;
+    await this.restore(weightValues);
+    this.mSchedule = nadamScheduleAfter(this.beta1, this.iterations);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -25,6 +25,32 @@ export function nadamMomentumCache(beta1: number, t: number): number {
   return beta1 * (1 - 0.5 * Math.pow(0.96, 0.004 * t));
 }
 
+/** The per-step scalars of Nadam, shared by this optimizer and the heap one (heap-optimizers.ts). */
+export interface NadamStep {
+  /** m̄ = cG·g + cM·m_t */
+  cG: number;
+  cM: number;
+  /** 1 − β2^t */
+  vDenom: number;
+  /** The momentum schedule after this step (∏ u_1..u_t). */
+  mSchedule: number;
+}
+
+export function nadamStep(beta1: number, beta2: number, mSchedule: number, t: number): NadamStep {
+  const uT = nadamMomentumCache(beta1, t);
+  const uT1 = nadamMomentumCache(beta1, t + 1);
+  const mScheduleNew = mSchedule * uT;
+  const mScheduleNext = mScheduleNew * uT1;
+  return { cG: (1 - uT) / (1 - mScheduleNew), cM: uT1 / (1 - mScheduleNext), vDenom: 1 - Math.pow(beta2, t), mSchedule: mScheduleNew };
+}
+
+/** The momentum schedule after `iterations` steps, for restoring an optimizer's state. */
+export function nadamScheduleAfter(beta1: number, iterations: number): number {
+  let s = 1;
+  for (let t = 1; t <= iterations; t++) s *= nadamMomentumCache(beta1, t);
+  return s;
+}
+
 export class Nadam extends tf.Optimizer {
   static get className(): string {
     return 'Nadam';
@@ -47,14 +73,8 @@ export class Nadam extends tf.Optimizer {
   override applyGradients(variableGradients: VariableGradients): void {
     const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
     const t = this.iterations + 1;
-    const uT = nadamMomentumCache(this.beta1, t);
-    const uT1 = nadamMomentumCache(this.beta1, t + 1);
-    const mScheduleNew = this.mSchedule * uT;
-    const mScheduleNext = mScheduleNew * uT1;
     // m̄ = cG·g + cM·m_t, with the schedule folded into two scalars.
-    const cG = (1 - uT) / (1 - mScheduleNew);
-    const cM = uT1 / (1 - mScheduleNext);
-    const vDenom = 1 - Math.pow(this.beta2, t);
+    const { cG, cM, vDenom, mSchedule: mScheduleNew } = nadamStep(this.beta1, this.beta2, this.mSchedule, t);
     const b1 = this.beta1;
     const b2 = this.beta2;
 
@@ -99,9 +119,7 @@ export class Nadam extends tf.Optimizer {
     const half = rest.length / 2;
     this.m = rest.slice(0, half).map((w) => ({ originalName: w.name, variable: w.tensor.variable(false) }));
     this.v = rest.slice(half).map((w) => ({ originalName: w.name, variable: w.tensor.variable(false) }));
-    let s = 1;
-    for (let t = 1; t <= this.iterations; t++) s *= nadamMomentumCache(this.beta1, t);
-    this.mSchedule = s;
+    this.mSchedule = nadamScheduleAfter(this.beta1, this.iterations);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
