@@ -12,8 +12,9 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { initEngine, initialWeights, mulberry32, trainLocal, useKernelSet, type KernelSet, type LabelledData, type ModelSpec } from '../src/ml/index.js';
+import { initEngine, initialWeights, mulberry32, trainLocal, useKernelSet, type KernelSet, type ModelSpec } from '../src/ml/index.js';
 import { loadNative } from '../src/ml/native.js';
+import { median, synthetic } from './synthetic.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,21 +55,6 @@ function trainFlops(spec: ModelSpec): number {
   }
   const all = macs.reduce((p, q) => p + q, 0);
   return 2 * (all + all + (all - macs[0]!));
-}
-
-function synthetic(spec: ModelSpec, n: number): LabelledData {
-  const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
-  const r = mulberry32(42);
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < x.length; i++) x[i] = r();
-  const y = new Uint8Array(n);
-  for (let i = 0; i < n; i++) y[i] = i % spec.numClasses;
-  return { x, y, n };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 const native = loadNative();

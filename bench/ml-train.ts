@@ -5,7 +5,8 @@
  *   node dist/bench/ml-train.js [--samples N] [--repeats R]
  */
 import { parseArgs } from 'node:util';
-import { initEngine, initialWeights, mulberry32, parameterCount, trainLocal, type LabelledData, type ModelSpec } from '../src/ml/index.js';
+import { initEngine, initialWeights, parameterCount, trainLocal, type ModelSpec } from '../src/ml/index.js';
+import { median, synthetic } from './synthetic.js';
 
 const { values } = parseArgs({
   options: { samples: { type: 'string', default: '320' }, repeats: { type: 'string', default: '3' } },
@@ -17,21 +18,6 @@ const specs: ModelSpec[] = [
   { model: 'cnn', inputShape: [28, 28, 1], hiddenSize: 0, numClasses: 10 },
   { model: 'mnistnn', inputShape: [28, 28, 1], hiddenSize: 500, numClasses: 10 },
 ];
-
-function synthetic(spec: ModelSpec, n: number): LabelledData {
-  const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
-  const r = mulberry32(42);
-  const x = new Float32Array(n * d);
-  for (let i = 0; i < x.length; i++) x[i] = r();
-  const y = new Uint8Array(n);
-  for (let i = 0; i < n; i++) y[i] = i % spec.numClasses;
-  return { x, y, n };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 const info = await initEngine();
 console.log(`engine ${info.engine}, simd ${info.simd}, own kernels [${info.kernels.join(', ')}]; node ${process.version}`);

@@ -20,40 +20,18 @@ import * as tf from '@tensorflow/tfjs';
 import {
   initEngine,
   initialWeights,
-  mulberry32,
   trainLocal,
   useKernelSet,
-  type LabelledData,
   type ModelSpec,
   type TrainSpec,
 } from '../../src/ml/index.js';
 import { loadNative } from '../../src/ml/native.js';
+import { bytes, learnableData as synthetic } from '../fixtures/numeric.js';
 
 const native = loadNative();
 const skip = native.ok ? false : `native kernels unavailable (${native.reason}); apt-get install libopenblas-dev, then npm ci`;
 const CNN: ModelSpec = { model: 'cnn', inputShape: [28, 28, 1], hiddenSize: 0, numClasses: 10 };
 const ML_INDEX = fileURLToPath(new URL('../../src/ml/index.js', import.meta.url));
-
-/** Learnable synthetic data: each class is a fixed random prototype image plus noise, clipped to [0,1]. */
-function synthetic(spec: ModelSpec, n: number, seed: number, noise: number): LabelledData {
-  const [h, w, c] = spec.inputShape;
-  const d = h * w * c;
-  const protoRand = mulberry32(1234);
-  const protos = Array.from({ length: spec.numClasses }, () => Float32Array.from({ length: d }, () => protoRand()));
-  const r = mulberry32(seed);
-  const x = new Float32Array(n * d);
-  const y = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = Math.floor(r() * spec.numClasses);
-    y[i] = k;
-    for (let j = 0; j < d; j++) x[i * d + j] = Math.min(1, Math.max(0, protos[k]![j]! + (r() * 2 - 1) * noise));
-  }
-  return { x, y, n };
-}
-
-function bytes(a: Float32Array): Buffer {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-}
 
 describe('training on the native kernels', { skip }, () => {
   before(async () => {
