@@ -12,7 +12,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import openwhisk from 'openwhisk';
-import { packageRoot } from '../src/functions/entries.js';
 import { launchLocalClusters } from '../src/keeper/fabric-launcher.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../src/providers/openwhisk.js';
 
@@ -43,7 +42,7 @@ async function baseline(n: number): Promise<number[]> {
   return out;
 }
 
-const fabric = await launchLocalClusters([{ name: 'bench', auth: KEY, profile: 'cloud' }], { ...process.env, FEDKEEPER_HOME: packageRoot() });
+const fabric = await launchLocalClusters([{ name: 'bench', auth: KEY, profile: 'cloud' }], process.env);
 const apihost = fabric.urls.get('bench')!;
 const agent = new http.Agent({ keepAlive: true });
 const ow = openwhisk({ apihost, api_key: KEY, agent });

@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'help' | 'version';
+export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'package' | 'help' | 'version';
 
 export interface CliArgs {
   command: Command;
@@ -14,6 +14,8 @@ export interface CliArgs {
   resume?: string;
   /** `functions deploy|remove …` */
   functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
+  /** `package -c CONFIG [-f FN1,FN2] [-o DIR]` */
+  package?: { functions: string[]; outDir?: string };
 }
 
 export class UsageError extends Error {
@@ -29,6 +31,8 @@ commands:
   deploy     create the FL functions on every cluster of the config
   start      run federated learning on the deployed functions
   remove     delete the FL functions from every cluster of the config
+  package    build the self-contained package of every function the config deploys, per platform kind, and
+             print its size and sha256: package -c CONFIG [-f FN1,FN2] [-o DIR] (-o: copy the zips to DIR)
   fabric up  start the config's local OpenWhisk clusters and keep them running (Ctrl-C stops them)
   functions deploy|remove -c CONFIG (-a | -p openwhisk:NAME,google:NAME) -s SCENARIO -f FN1,FN2 [--invoke]
              deploy or remove any function of a scenario on all or some clusters (the original deploy.py);
@@ -37,7 +41,7 @@ commands:
 The original FedKeeper's spellings work too: fedkeeper -c CONFIG -d | -r | -s  (deploy | remove | start).
 Exit codes: 0 success, 2 bad input (config, arguments, data), 1 anything else.`;
 
-const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'help'];
+const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'package', 'help'];
 
 /** parseArgs with positionals, strict, its error turned into one usage line. */
 function strictArgs<O extends ParseArgsConfig['options']>(args: string[], options: O) {
@@ -86,8 +90,22 @@ function parseSubcommand(command: 'functions' | 'fabric', argv: string[]): CliAr
   return { command, config: v.config, debug, functions: { action: verb, scenario: v.scenario, functions: fns, targets: v.all ? 'all' : picked, invoke: v.invoke === true } };
 }
 
+function parsePackage(argv: string[]): CliArgs {
+  const { values: v, positionals } = strictArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    functions: { type: 'string', short: 'f' },
+    output: { type: 'string', short: 'o' },
+    debug: { type: 'boolean' },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (usage: fedkeeper package -c CONFIG [-f FN1,FN2] [-o DIR])`);
+  if (!v.config) throw new UsageError('package needs a config: fedkeeper package -c CONFIG [-f FN1,FN2] [-o DIR]');
+  if (v.output !== undefined && !v.output.trim()) throw new UsageError('-o needs a directory: fedkeeper package -c CONFIG -o DIR');
+  return { command: 'package', config: v.config, debug: v.debug === true, package: { functions: list(v.functions), ...(v.output ? { outDir: v.output } : {}) } };
+}
+
 export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'functions' || argv[0] === 'fabric') return parseSubcommand(argv[0], argv.slice(1));
+  if (argv[0] === 'package') return parsePackage(argv.slice(1));
   const parsed = strictArgs(argv, {
     config: { type: 'string', short: 'c' },
     deploy: { type: 'boolean', short: 'd' },

@@ -5,6 +5,7 @@ import { loadConfig } from '../config/index.js';
 import { exitCodeOf } from '../keeper/errors.js';
 import { fabricUp } from './fabric-up.js';
 import { runFunctionsCommand } from '../keeper/functions-command.js';
+import { packageCommand } from '../keeper/package-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
@@ -44,13 +45,23 @@ async function main(argv: string[]): Promise<number> {
     }
     const cfg = await loadConfig(args.config ?? configOfRun(args.resume!));
     if (args.command === 'functions') {
-      await runFunctionsCommand(cfg, args.functions!, '.fedkeeper', (o) => {
-        if (o.action !== 'invoked') process.stdout.write(`${o.action} ${o.target}/${o.function}\n`);
-        else process.stdout.write(`invoked ${o.target}/${o.function} activation ${o.activationId}: ${o.status} in ${o.seconds!.toFixed(3)} s ${JSON.stringify(o.result)}\n`);
-      });
+      await runFunctionsCommand(
+        cfg,
+        args.functions!,
+        '.fedkeeper',
+        (o) => {
+          if (o.action !== 'invoked') process.stdout.write(`${o.action} ${o.target}/${o.function}\n`);
+          else process.stdout.write(`invoked ${o.target}/${o.function} activation ${o.activationId}: ${o.status} in ${o.seconds!.toFixed(3)} s ${JSON.stringify(o.result)}\n`);
+        },
+        (line) => process.stdout.write(`${line}\n`),
+      );
       return 0;
     }
     if (args.command === 'fabric') return await fabricUp(cfg);
+    if (args.command === 'package') {
+      for (const line of await packageCommand(cfg, args.package!.functions, '.fedkeeper', args.package!.outDir)) process.stdout.write(`${line}\n`);
+      return 0;
+    }
     keeper = await Keeper.open(cfg, { onProgress: consoleProgress(), configFile: args.config ?? configOfRun(args.resume!) });
     switch (args.command) {
       case 'deploy':

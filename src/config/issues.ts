@@ -3,6 +3,7 @@
  * read from the (env-substituted) input at the issue's path, and hidden when that path holds a secret.
  */
 import type { z } from 'zod';
+import { redactUrlPassword } from '../store/store-url.js';
 import { closest, describeValue, type ConfigPath } from './errors.js';
 
 export interface Problem {
@@ -75,7 +76,12 @@ export function problemsFromZod(
     const value = valueAt(input, at);
     const hide = isSensitive(at) && value !== undefined;
     let message = explain(iss, hide ? HIDDEN : describeValue(value), value);
-    if (hide && typeof value === 'string' && value !== '') message = message.split(describeValue(value)).join(HIDDEN);
+    if (hide && typeof value === 'string' && value !== '') {
+      // The value as written, or as a message shows it with its password redacted (a store URL).
+      for (const shown of [describeValue(value), describeValue(redactUrlPassword(value))]) {
+        message = message.split(shown).join(HIDDEN);
+      }
+    }
     return { path, message, rank: iss.code === 'unrecognized_keys' ? 0 : 1 };
   });
   return out.sort((a, b) => a.rank - b.rank).map(({ path, message }) => ({ path, message }));

@@ -1,9 +1,12 @@
 /**
  * Secrets never leave the process: `redactConfig` returns a deep copy of a config in which every value that came
- * from an environment variable, every value under a secret-looking key (auth, key, password, token, secret …) and
- * the user:password part of any URL are replaced by "***". Used before a config is written to a run directory
- * or a store.
+ * from an environment variable, every value under a secret-looking key (auth, key, password, token, secret …), the
+ * user:password part of any URL and any `password=` parameter are replaced by "***". The store URL
+ * (`store.url`, e.g. postgres://user:password@host/db) keeps its user and loses its password by the stricter
+ * rule of store/store-url.ts, which also catches a malformed URL. Used before a config is written to a run
+ * directory or a store.
  */
+import { redactUrlPassword } from '../store/store-url.js';
 import type { ConfigPath } from './errors.js';
 
 export const REDACTED = '***';
@@ -40,10 +43,22 @@ export function isSensitivePath(path: ConfigPath, envPaths: readonly ConfigPath[
 }
 
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi;
+/** `password=…` as a URL query parameter or a libpq keyword (`host=db password=…`). */
+const PASSWORD_PARAM = /(\bpassword\s*=\s*)('[^']*'|[^&#\s]*)/gi;
+
+/** Is this the store's URL (`…store.url`)? */
+function isStoreUrl(path: ConfigPath): boolean {
+  return path.length >= 2 && path[path.length - 1] === 'url' && path[path.length - 2] === 'store';
+}
+
+/** A string with URL credentials (`user:password@` → `***@`) and `password=` parameters replaced by "***". */
+export function redactSecrets(s: string): string {
+  return s.replace(URL_USERINFO, `$1${REDACTED}@`).replace(PASSWORD_PARAM, `$1${REDACTED}`);
+}
 
 function copy(v: unknown, path: ConfigPath, envPaths: readonly ConfigPath[]): unknown {
   if (path.length > 0 && isSensitivePath(path, envPaths)) return REDACTED;
-  if (typeof v === 'string') return v.replace(URL_USERINFO, `$1${REDACTED}@`);
+  if (typeof v === 'string') return isStoreUrl(path) ? redactUrlPassword(v) : redactSecrets(v);
   if (Array.isArray(v)) return v.map((x, i) => copy(x, [...path, i], envPaths));
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};

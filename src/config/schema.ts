@@ -5,11 +5,15 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
+import { isPostgresUrl, redactUrlPassword } from '../store/store-url.js';
 import { checkClients, checkDataSampling, checkServerCluster, listClusters } from './checks.js';
+import { describeValue } from './errors.js';
 import {
   durationMs, int, maybe, memoryMB, nameList, num, oneOf, required, strict, text, withDefault, withDefaults,
 } from './fields.js';
-import type { FedKeeperConfig, FederatedLearningScenario, ProvidersConfig, TrainingTestData } from './types.js';
+import type {
+  FedKeeperConfig, FederatedLearningScenario, ProvidersConfig, StoreConfig, TrainingTestData,
+} from './types.js';
 
 const defaultPoolSize = (): number => os.availableParallelism();
 
@@ -127,9 +131,37 @@ const PlatformSettings = z.looseObject({
 
 const Functions = z.record(z.string(), withDefaults(z.record(z.string(), withDefaults(PlatformSettings))));
 
-const Store = strict({
-  type: withDefault(oneOf(['sqlite']), 'sqlite'), // the only store in this build
-  path: withDefault(z.string().min(1), '.fedkeeper/store.sqlite'),
+const DEFAULT_SQLITE_PATH = '.fedkeeper/store.sqlite';
+const PG_URL_EXAMPLE = 'postgres://user:password@host:5432/database';
+
+const StoreInput = strict({
+  type: withDefault(oneOf(['sqlite', 'postgres']), 'sqlite'),
+  path: maybe(z.string().min(1)),
+  url: maybe(z.string().min(1)),
+});
+
+/** `{type: sqlite, path}` (path defaults) or `{type: postgres, url}` (url required); never the other's key. */
+const Store = StoreInput.transform((s, ctx): StoreConfig => {
+  const issue = (key: 'path' | 'url', message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
+  if (s.type === 'sqlite') {
+    if (s.url !== undefined) {
+      issue('url', 'expected no url with type sqlite (a file, named by path), found one; remove url, or set type: postgres to use a PostgreSQL database');
+      return z.NEVER;
+    }
+    return { type: 'sqlite', path: s.path ?? DEFAULT_SQLITE_PATH };
+  }
+  if (s.path !== undefined) {
+    issue('path', `expected no path with type postgres (the database is named by url), found ${describeValue(s.path)}; remove path, or set type: sqlite to use a file`);
+  }
+  if (s.url === undefined) {
+    issue('url', `expected a PostgreSQL URL with type postgres, such as ${PG_URL_EXAMPLE} or "\${DATABASE_URL}", found nothing (this key is required)`);
+    return z.NEVER;
+  }
+  if (!isPostgresUrl(s.url)) {
+    issue('url', `expected a postgres:// or postgresql:// URL such as ${PG_URL_EXAMPLE} (percent-encode special characters in the password), found ${describeValue(redactUrlPassword(s.url))}`);
+    return z.NEVER;
+  }
+  return s.path !== undefined ? z.NEVER : { type: 'postgres', url: s.url };
 });
 
 /** How the keeper treats failed invocations (issue 4 grows this block). */
@@ -159,7 +191,8 @@ const FaultTolerance = strict({
 });
 
 const MONGO_MESSAGE =
-  'the MongoDB store is not available in this build; use store: {type: sqlite, path: ...} instead';
+  'the MongoDB store is not available in this build; use store: {type: sqlite, path: ...} (a file on this machine) ' +
+  'or store: {type: postgres, url: ...} (a PostgreSQL database) instead';
 
 const FederatedLearning = strict(
   {

@@ -77,7 +77,12 @@ export interface FunctionPlatformSettings {
   [key: string]: unknown;
 }
 
-export type StoreConfig = { type: 'sqlite'; path: string };
+/**
+ * Where runs, weights and updates live: a SQLite file on the keeper's machine (default), or a PostgreSQL database
+ * that functions on other machines can reach too. `url` may carry a password: it is redacted wherever the config is
+ * written (redactConfig) and in every message.
+ */
+export type StoreConfig = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string };
 
 /** How the keeper treats failed invocations. */
 export interface FaultToleranceConfig {

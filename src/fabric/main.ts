@@ -30,8 +30,8 @@ export interface Fabric {
  * Starts the clusters one after the other; if one cannot start, the ones already started are closed and the error
  * (a FabricConfigError for a bad description or a busy port) is thrown.
  *
- * `env`: the variables named `FEDKEEPER_*` (e.g. FEDKEEPER_HOME, where the functions find the store) are handed to
- * every cluster's containers; nothing else of it is.
+ * `env`: the variables named `FEDKEEPER_*` (engine knobs, and FEDKEEPER_NATIVE_ADDON: the native kernels' opt-in
+ * on this machine) are handed to every cluster's containers; nothing else of it is.
  */
 export interface FabricOptions {
   /** Docker image → local runtime, for `blackbox` actions on every cluster (see runtime/action-code.ts). */

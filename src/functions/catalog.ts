@@ -1,6 +1,7 @@
 /**
  * The FL functions this package ships, by name, and where each one's code lives. A provider deploys code from here
- * (through the OpenWhisk-style entry of functions/entries.ts); each module is a platform-neutral handler
+ * as its package (src/packaging: the handler behind the platform's entry wrapper, functions/platform/); each module
+ * is a platform-neutral handler
  * `(params, context) => Promise<object>` and can be deployed alone.
  */
 import type { FunctionCode } from './types.js';

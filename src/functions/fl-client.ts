@@ -3,7 +3,7 @@
  * the configured optimizer, write the update and its sample count (keyed by run, round, client: a retry replaces,
  * never doubles), return the training metrics.
  */
-import { gather, loadDataset } from '../ml/datasets.js';
+import { gather, loadDataset, type Samples } from '../ml/datasets.js';
 import { initEngine, trainLocal } from '../ml/index.js';
 import type { InvocationContext } from './types.js';
 import { decodeWeights, encodeWeights } from '../fl/codec.js';
@@ -45,11 +45,7 @@ async function relayed(raw: Record<string, unknown>, _ctx: InvocationContext): P
   const t0 = performance.now();
   await initEngine();
   const global = decodeWeights(Buffer.from(p.relay.globalWeights, 'base64'));
-  const bytes = Buffer.from(p.relay.indices, 'base64');
-  if (bytes.length % 4 !== 0) throw new FunctionParamsError('fl_client: relay.indices is not a uint32 array');
-  const indices = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  const data = await loadDataset(p.dataset);
-  const local = gather(data.train, indices);
+  const local = await relayedSamples(p);
   const loadSeconds = (performance.now() - t0) / 1000;
   const out = await trainLocal(p.model, global, local, p.train);
   return { ...metricsOf(p, out, loadSeconds, t0), update: Buffer.from(encodeWeights(out.weights)).toString('base64') };
@@ -72,4 +68,19 @@ function metricsOf(
     loadSeconds,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** The client's samples: sent along by the relay, or picked by index from a dataset the function fetches itself. */
+async function relayedSamples(p: RelayedClientParams): Promise<Samples> {
+  if (p.relay.samples) {
+    const x = Buffer.from(p.relay.samples.x, 'base64');
+    const y = Buffer.from(p.relay.samples.y, 'base64');
+    if (x.length % 4 !== 0 || y.length === 0 || x.length / 4 % y.length !== 0) throw new FunctionParamsError('fl_client: relay.samples does not hold float32 images for its labels');
+    return { x: new Float32Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.length)), y: new Uint8Array(y), n: y.length };
+  }
+  if (typeof p.relay.indices !== 'string') throw new FunctionParamsError('fl_client: the relay sent neither samples nor indices');
+  const bytes = Buffer.from(p.relay.indices, 'base64');
+  if (bytes.length % 4 !== 0) throw new FunctionParamsError('fl_client: relay.indices is not a uint32 array');
+  const indices = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  return gather((await loadDataset(p.dataset)).train, indices);
 }

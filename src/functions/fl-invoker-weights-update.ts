@@ -6,6 +6,7 @@
  */
 import { decodeWeights, encodeWeights } from '../fl/codec.js';
 import { sameShapes } from '../fl/weights.js';
+import { gather, isUrl, loadDataset } from '../ml/datasets.js';
 import { providerFor } from '../providers/factory.js';
 import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type RelayedClientParams, type RelayParams } from './params.js';
@@ -24,10 +25,7 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
   const { target, store: _store, ...clientParams } = p;
   const body: RelayedClientParams = {
     ...clientParams,
-    relay: {
-      globalWeights: Buffer.from(encodeWeights(global)).toString('base64'),
-      indices: Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength).toString('base64'),
-    },
+    relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), ...(await partitionFor(p, indices)) },
   };
   const provider = providerFor(target.platform, target.cluster, target.settings);
   try {
@@ -74,3 +72,14 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
 }
 
 const RELAY = 'fl_invoker_weights_update';
+
+/**
+ * The client's partition as it travels: indices when its function can fetch the dataset itself (http(s) URLs),
+ * else the samples (the dataset is a file on this machine, which the client's platform cannot read).
+ */
+async function partitionFor(p: RelayParams, indices: Uint32Array): Promise<Pick<RelayedClientParams['relay'], 'indices' | 'samples'>> {
+  const reachable = p.dataset.dataset === 'idx' && [p.dataset.train_images_url, p.dataset.train_labels_url, p.dataset.test_images_url, p.dataset.test_labels_url].every(isUrl);
+  if (reachable) return { indices: Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength).toString('base64') };
+  const s = gather((await loadDataset(p.dataset)).train, indices);
+  return { samples: { x: Buffer.from(s.x.buffer, s.x.byteOffset, s.x.byteLength).toString('base64'), y: Buffer.from(s.y).toString('base64') } };
+}

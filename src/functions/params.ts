@@ -4,7 +4,7 @@
  */
 import type { PartitionSpec } from '../fl/partition.js';
 import type { DatasetSpec } from '../ml/datasets.js';
-import type { StoreSpec } from '../store/types.js';
+import type { FunctionStoreSpec } from '../store/types.js';
 
 export interface ModelParamsSpec {
   model: 'cnn' | 'mnistnn';
@@ -15,7 +15,7 @@ export interface ModelParamsSpec {
 
 export interface CommonParams {
   runId: string;
-  store: StoreSpec;
+  store: FunctionStoreSpec;
   dataset: DatasetSpec;
   model: ModelParamsSpec;
 }
@@ -38,9 +38,13 @@ export interface RelayParams extends ClientParams {
   target: { platform: 'local' | 'openwhisk' | 'google'; cluster: string; functionName: string; settings: Record<string, unknown> };
 }
 
-/** What a client invoked through the relay gets instead of store access: weights and its partition, in binary. */
+/**
+ * What a client invoked through the relay gets instead of store access, in binary (base64): the global weights, and
+ * its partition — as indices into a dataset it can fetch itself (http(s) URLs), or as the samples themselves
+ * (float32 LE images, uint8 labels) when the dataset exists only on the keeper's machine.
+ */
 export interface RelayedClientParams extends Omit<ClientParams, 'store'> {
-  relay: { globalWeights: string; indices: string };
+  relay: { globalWeights: string; indices?: string; samples?: { x: string; y: string } };
 }
 
 export interface AggregatorParams extends CommonParams {

@@ -1,14 +1,14 @@
 /** Per-process resources FL functions reuse across warm invocations: open stores. */
-import { openStore } from '../store/index.js';
-import type { ParameterStore, StoreSpec } from '../store/types.js';
+import { connectStore } from '../store/connect.js';
+import type { FunctionStore, FunctionStoreSpec } from '../store/types.js';
 
-const stores = new Map<string, Promise<ParameterStore>>();
+const stores = new Map<string, Promise<FunctionStore>>();
 
-export function storeFor(spec: StoreSpec): Promise<ParameterStore> {
+export function storeFor(spec: FunctionStoreSpec): Promise<FunctionStore> {
   const key = JSON.stringify(spec);
   let s = stores.get(key);
   if (!s) {
-    s = openStore(spec);
+    s = connectStore(spec);
     stores.set(key, s);
     s.catch(() => stores.delete(key));
   }

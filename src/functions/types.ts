@@ -1,6 +1,6 @@
 /**
  * What every platform-neutral FedKeeper function is: a handler `(params, context) => Promise<object>`. The
- * platform-specific entry (functions/entries.ts for OpenWhisk-style runtimes) builds the context and calls it.
+ * platform's entry wrapper (functions/platform/) builds the context and calls it.
  */
 
 /** What a function sees about its own invocation (OpenWhisk's __OW_* variables, Lambda's context). */
@@ -18,7 +18,7 @@ export type FunctionHandler = (params: Record<string, unknown>, context: Invocat
 export interface FunctionCode {
   /** file: URL of the module (for running it in-process). */
   module: string;
-  /** Module file name under dist/src/functions/ (what a runtime process imports from FEDKEEPER_HOME). */
+  /** Module file name under dist/src/functions/ (the entry the packaging bundles from). */
   file: string;
   /** Exported handler name. */
   exportName: string;

@@ -7,6 +7,7 @@ import { parseDurationMs, parseMemoryMB } from '../config/index.js';
 import type { FedKeeperConfig } from '../config/types.js';
 import type { FunctionSpec } from '../providers/types.js';
 import { BadInputError } from './errors.js';
+import { PackageSet, packageCacheDir } from './packages.js';
 import { openClusters, type ClusterPlan } from './plan.js';
 
 export interface FunctionsRequest {
@@ -60,22 +61,40 @@ function selectTargets(all: Map<string, ClusterPlan>, targets: 'all' | string[])
   });
 }
 
-export async function runFunctionsCommand(cfg: FedKeeperConfig, req: FunctionsRequest, stateDir: string, out: (o: FunctionsOutcome) => void): Promise<void> {
+export async function runFunctionsCommand(
+  cfg: FedKeeperConfig,
+  req: FunctionsRequest,
+  stateDir: string,
+  out: (o: FunctionsOutcome) => void,
+  onPackage?: (line: string) => void,
+): Promise<void> {
   const fns = scenarioFunctions(cfg, req.scenario);
   for (const f of req.functions) if (!fns[f]) throw new BadInputError(`-f ${f}: scenarios.${req.scenario}.functions has no function of that name (have: ${Object.keys(fns).join(', ')})`);
   const { clusters, close } = await openClusters(cfg, stateDir);
   try {
     const targets = selectTargets(clusters, req.targets);
-    for (const c of targets) {
-      for (const f of req.functions) {
-        const target = `${c.platform}:${c.name}`;
-        if (req.action === 'remove') {
+    if (req.action === 'remove') {
+      for (const c of targets) {
+        for (const f of req.functions) {
           await c.provider.remove(f);
-          out({ target, function: f, action: 'removed' });
-          continue;
+          out({ target: `${c.platform}:${c.name}`, function: f, action: 'removed' });
         }
-        await c.provider.deploy(specFor(req.scenario, f, c.platform, fns[f]![c.platform]));
-        out({ target, function: f, action: 'deployed' });
+      }
+    } else {
+      // Every package is built and checked against its cluster before the first one is deployed.
+      const packages = new PackageSet(packageCacheDir(stateDir), (a) =>
+        onPackage?.(`package ${a.functionName} (${a.target}): ${(a.size / 1024 / 1024).toFixed(2)} MB, sha256 ${a.sha256}${a.reused ? ' (unchanged, reused)' : ''}`),
+      );
+      const work: { c: ClusterPlan; spec: FunctionSpec }[] = [];
+      for (const c of targets) {
+        for (const f of req.functions) {
+          const ref = { name: c.name, platform: c.platform, ...(c.maxPackageMb !== undefined ? { maxPackageMb: c.maxPackageMb } : {}) };
+          work.push({ c, spec: await packages.attach(ref, specFor(req.scenario, f, c.platform, fns[f]![c.platform])) });
+        }
+      }
+      for (const { c, spec } of work) {
+        await c.provider.deploy(spec);
+        out({ target: `${c.platform}:${c.name}`, function: spec.name, action: 'deployed' });
       }
     }
     if (req.action === 'deploy' && req.invoke) {

@@ -14,17 +14,21 @@ import { hashSeed } from '../fl/rng.js';
 import { selectClients } from '../fl/selection.js';
 import type { AggregatorParams, ClientParams, CommonParams, InitParams, RelayParams } from '../functions/params.js';
 import type { Provider } from '../providers/types.js';
+import { materializeEmbeddedMnist, type DatasetSpec } from '../ml/datasets.js';
 import { openStore } from '../store/index.js';
-import type { ParameterStore } from '../store/types.js';
+import { startStoreServer } from '../store/store-server.js';
+import type { FunctionStoreSpec, ParameterStore, StoreSpec } from '../store/types.js';
 import { durationsBy } from '../telemetry/durations.js';
 import { RunDirectory } from '../telemetry/run-dir.js';
 import { BadInputError, RunFailedError } from './errors.js';
 import { backoffMs } from './backoff.js';
+import { PackageSet, packageCacheDir } from './packages.js';
 import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
 
 export type ProgressEvent =
+  | { kind: 'packaged'; functionName: string; target: string; size: number; sha256: string; reused: boolean }
   | { kind: 'run_started'; runId: string; runDir: string; maxRounds: number; clientsPerRound: number }
   | { kind: 'init_done'; seconds: number; engine: string }
   | { kind: 'round_started'; round: number; maxRounds: number; selected: number }
@@ -79,17 +83,74 @@ export class Keeper {
     return this.plan.clusters.get(cluster)!.provider;
   }
 
-  /** Creates (or updates) every function of the plan on its cluster. */
+  /** How the keeper opens the config's store. */
+  private storeSpec(): StoreSpec {
+    const st = this.cfg.scenarios.federated_learning.store;
+    return st.type === 'postgres' ? { type: 'postgres', url: st.url } : { type: 'sqlite', path: path.resolve(st.path) };
+  }
+
+  /**
+   * Creates (or updates) every function of the plan on its cluster, each from its package for the cluster's
+   * platform kind. Everything that can be refused is checked first (the store answers, every package is built and
+   * fits its cluster); if a platform still refuses a function, the functions this call created are removed again,
+   * so that no half-deployed experiment is left behind.
+   */
   async deploy(): Promise<string[]> {
+    if (this.cfg.scenarios.federated_learning.store.type === 'postgres') await (await openStore(this.storeSpec())).close();
+    const progress = this.opts.onProgress ?? (() => {});
+    const packages = new PackageSet(packageCacheDir(this.opts.stateDir), (a) => progress({ kind: 'packaged', functionName: a.functionName, target: a.target, size: a.size, sha256: a.sha256, reused: a.reused }));
+    const work: { cluster: string; spec: import('../providers/types.js').FunctionSpec }[] = [];
+    for (const [cluster, specs] of this.plan.specs) {
+      const c = this.plan.clusters.get(cluster)!;
+      for (const s of specs) work.push({ cluster, spec: await packages.attach({ name: cluster, platform: c.platform, ...(c.maxPackageMb !== undefined ? { maxPackageMb: c.maxPackageMb } : {}) }, s) });
+    }
+    const existed = new Map<string, Set<string>>();
+    for (const cluster of this.plan.specs.keys()) existed.set(cluster, new Set(await this.provider(cluster).list()));
+    const created: { cluster: string; name: string }[] = [];
     const done: string[] = [];
+    try {
+      for (const { cluster, spec } of work) {
+        const p = this.provider(cluster);
+        await p.deploy(spec);
+        if (!existed.get(cluster)!.has(spec.name)) created.push({ cluster, name: spec.name });
+        const pkg = spec.artifact ? ` (package ${(spec.artifact.size / 1024 / 1024).toFixed(2)} MB, sha256 ${spec.artifact.sha256.slice(0, 16)}…)` : '';
+        done.push(`${p.platform}:${cluster}/${spec.name}${pkg}`);
+      }
+    } catch (e) {
+      for (const c of created.reverse()) await this.provider(c.cluster).remove(c.name).catch(() => {});
+      throw e;
+    }
+    return done;
+  }
+
+  /** The packages the deployed functions run, as the platforms recorded them: "platform:cluster/function" → sha256. */
+  private async deployedArtifacts(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
     for (const [cluster, specs] of this.plan.specs) {
       const p = this.provider(cluster);
       for (const s of specs) {
-        await p.deploy(s);
-        done.push(`${p.platform}:${cluster}/${s.name}`);
+        const a = await p.deployedArtifact?.(s.name);
+        if (a) out[`${p.platform}:${cluster}/${s.name}`] = a.sha256;
       }
     }
-    return done;
+    return out;
+  }
+
+  /**
+   * How the functions reach the store: PostgreSQL by its URL; a SQLite file through the keeper's store endpoint
+   * (HTTP on 127.0.0.1, a fresh token), which lives as long as this call's run.
+   */
+  private async functionStore(store: ParameterStore): Promise<{ spec: FunctionStoreSpec; close(): Promise<void> }> {
+    const st = this.cfg.scenarios.federated_learning.store;
+    if (st.type === 'postgres') return { spec: { type: 'postgres', url: st.url }, close: async () => {} };
+    const server = await startStoreServer(store);
+    return { spec: { type: 'http', url: server.url, token: server.token }, close: () => server.close() };
+  }
+
+  /** The dataset as functions see it: the embedded digits become IDX files in the state directory (packages carry no data). */
+  private async functionDataset(d: DatasetSpec): Promise<DatasetSpec> {
+    if (d.dataset !== 'mnist') return d;
+    return materializeEmbeddedMnist(d.test_fraction, path.resolve(this.opts.stateDir, 'datasets'));
   }
 
   /** Deletes every function of the plan from its cluster. */
@@ -125,17 +186,21 @@ export class Keeper {
     const fl = this.cfg.scenarios.federated_learning;
     const pre = await preflight(this.cfg);
     await this.checkDeployed();
-    const store = await openStore({ type: fl.store.type, path: path.resolve(fl.store.path) });
+    const store = await openStore(this.storeSpec());
+    let access: { spec: FunctionStoreSpec; close(): Promise<void> } | undefined;
     try {
+      access = await this.functionStore(store);
+      const fn = { store: access.spec, dataset: await this.functionDataset(pre.dataset) };
       if (resumeDir) {
         const { runId, runDir } = await this.resumable(store, resumeDir);
-        return await this.execute(store, runId, runDir, pre, true);
+        return await this.execute(store, runId, runDir, pre, fn, true);
       }
       const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
       const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
       runDir.writeText('run.json', JSON.stringify({ run_id: runId, config_file: this.opts.configFile ? path.resolve(this.opts.configFile) : null, started_at: new Date().toISOString() }, null, 2) + '\n');
-      return await this.execute(store, runId, runDir, pre, false);
+      return await this.execute(store, runId, runDir, pre, fn, false);
     } finally {
+      await access?.close();
       await store.close();
     }
   }
@@ -151,7 +216,8 @@ export class Keeper {
     const info = runDir.readJson<{ run_id: string }>('run.json');
     if (!info?.run_id) throw new BadInputError(`--resume ${dir}: no run.json with a run id in it`);
     const run = await store.getRun(info.run_id);
-    if (!run) throw new BadInputError(`--resume ${dir}: run ${info.run_id} is not in the store ${this.cfg.scenarios.federated_learning.store.path}`);
+    const st = this.cfg.scenarios.federated_learning.store;
+    if (!run) throw new BadInputError(`--resume ${dir}: run ${info.run_id} is not in the ${st.type} store${st.type === 'sqlite' ? ` ${st.path}` : ''}`);
     if (run.status === 'completed') throw new BadInputError(`--resume ${dir}: run ${info.run_id} has already completed`);
     if (run.configJson !== JSON.stringify(redactConfig(this.cfg))) {
       throw new BadInputError(`--resume ${dir}: the config differs from the one run ${info.run_id} started with; resume with the same config`);
@@ -177,14 +243,21 @@ export class Keeper {
 
   private stopHook: (() => Promise<void>) | undefined;
 
-  private async execute(store: ParameterStore, runId: string, runDir: RunDirectory, pre: Preflight, resumed: boolean): Promise<RunSummary> {
+  private async execute(
+    store: ParameterStore,
+    runId: string,
+    runDir: RunDirectory,
+    pre: Preflight,
+    fn: { store: FunctionStoreSpec; dataset: DatasetSpec },
+    resumed: boolean,
+  ): Promise<RunSummary> {
     const cfg = this.cfg;
     const fl = cfg.scenarios.federated_learning;
     const t0 = Date.now();
     const progress = this.opts.onProgress ?? (() => {});
     const ft = fl.fault_tolerance;
     const tracker = new ActivationTracker(store, runDir, runId, { retries: ft.call_retries, backoff: (n) => backoffMs(n, ft.backoff_initial, ft.backoff_max) });
-    const common: CommonParams = { runId, store: { type: fl.store.type, path: path.resolve(fl.store.path) }, dataset: pre.dataset, model: pre.model };
+    const common: CommonParams = { runId, store: fn.store, dataset: fn.dataset, model: pre.model };
     const server = this.provider(this.plan.serverCluster);
     const counters = { retries: 0, failures: 0 };
 
@@ -223,6 +296,8 @@ export class Keeper {
       dataset: pre.dataset.dataset === 'mnist' ? 'mnist-embedded' : pre.dataset.train_images_url,
       train_samples: pre.trainSamples,
       partition: fl.data_sampling.partition,
+      store: fl.store.type,
+      artifacts: await this.deployedArtifacts(),
       started_at: new Date(t0).toISOString(),
     };
     const previous = resumed ? runDir.readJson<RunSummary>('summary.json') : undefined;

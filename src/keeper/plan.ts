@@ -7,7 +7,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { FedKeeperConfig, FunctionPlatformSettings } from '../config/types.js';
-import { packageRoot } from '../functions/entries.js';
+import { isUrl } from '../ml/datasets.js';
+import { localNativeAddon } from '../ml/native.js';
 import { createGoogleProvider } from '../providers/google.js';
 import { LocalProvider } from '../providers/local.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../providers/openwhisk.js';
@@ -16,10 +17,11 @@ import { BadInputError } from './errors.js';
 import { launchLocalClusters, type LaunchedFabric, type LocalClusterRequest } from './fabric-launcher.js';
 import { placeClients, type ClientGroup, type ClusterSlot } from './placement.js';
 
-export const RELAY_FUNCTION = 'fl_invoker_weights_update';
+export { RELAY_FUNCTION } from './packages.js';
+import { RELAY_FUNCTION } from './packages.js';
 
 /** Keys of a cluster block that the keeper reads (placement), not the provider. */
-const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local'] as const;
+const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb'] as const;
 
 export interface ClusterPlan {
   name: string;
@@ -31,6 +33,8 @@ export interface ClusterPlan {
   storeAccess: 'direct' | 'relay';
   /** The provider block as the relay needs it to reach this cluster (API host resolved). */
   settings: Record<string, unknown>;
+  /** The cluster's own limit on a function package (`max_package_mb`), if its block sets one. */
+  maxPackageMb?: number;
 }
 
 export interface DeploymentPlan {
@@ -66,17 +70,48 @@ function clientsOf(cluster: string, raw: Record<string, unknown>): number | unde
   return n;
 }
 
-function storeAccessOf(cluster: string, raw: Record<string, unknown>, onThisMachine: boolean): 'direct' | 'relay' {
+/**
+ * What a function away from this machine cannot reach: a SQLite store (a file here, served to this machine's
+ * functions only) and a dataset that is not at http(s) URLs (the embedded digits, local files). Undefined if it can.
+ */
+export function unreachableFromElsewhere(cfg: FedKeeperConfig): string | undefined {
+  const fl = cfg.scenarios.federated_learning;
+  if (fl.store.type !== 'postgres') return `the ${fl.store.type} store is a file on this machine (use store: {type: postgres, url: …} that the cluster can reach)`;
+  const d = fl.training_test_data;
+  if (d.dataset !== 'idx') return 'the embedded mnist digits exist only on this machine (use dataset: idx with http(s) URLs the cluster can fetch)';
+  const local = [d.train_images_url, d.train_labels_url, d.test_images_url, d.test_labels_url].find((u) => !isUrl(u));
+  if (local) return `the dataset file ${local} exists only on this machine (use http(s) URLs the cluster can fetch)`;
+  return undefined;
+}
+
+function storeAccessOf(cfg: FedKeeperConfig, cluster: string, raw: Record<string, unknown>, onThisMachine: boolean): 'direct' | 'relay' {
   const v = raw.store_access ?? (onThisMachine ? 'direct' : 'relay');
   if (v !== 'direct' && v !== 'relay') throw new BadInputError(`providers.*.${cluster}.store_access: expected direct or relay, found ${JSON.stringify(v)}`);
-  if (v === 'direct' && !onThisMachine) {
-    throw new BadInputError(`providers.*.${cluster}.store_access: direct needs the cluster on this machine (the SQLite store is a local file); use relay`);
-  }
+  const why = v === 'direct' && !onThisMachine ? unreachableFromElsewhere(cfg) : undefined;
+  if (why) throw new BadInputError(`providers.*.${cluster}.store_access: direct, but ${cluster} is not on this machine and ${why}; or use store_access: relay`);
   return v;
+}
+
+function maxPackageMbOf(cluster: string, raw: Record<string, unknown>): number | undefined {
+  if (raw.max_package_mb === undefined) return undefined;
+  const n = Number(raw.max_package_mb);
+  if (!(n > 0)) throw new BadInputError(`providers.*.${cluster}.max_package_mb: expected a size in MB > 0, found ${JSON.stringify(raw.max_package_mb)}`);
+  return n;
+}
+
+/** What the local platforms started here hand their containers: the native addon's path, when built (README, "Faster training"). */
+export function localPlatformEnv(): Record<string, string> {
+  const addon = localNativeAddon();
+  return addon ? { FEDKEEPER_NATIVE_ADDON: addon } : {};
 }
 
 function isEdgeProfile(profile: unknown): boolean {
   return profile === 'edge' || (typeof profile === 'object' && profile !== null && (profile as { base?: unknown }).base === 'edge');
+}
+
+function optionalMb(cluster: string, raw: Record<string, unknown>): { maxPackageMb?: number } {
+  const mb = maxPackageMbOf(cluster, raw);
+  return mb !== undefined ? { maxPackageMb: mb } : {};
 }
 
 export interface OpenClusters {
@@ -98,11 +133,12 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
     add({
       name,
       platform: 'local',
-      provider: new LocalProvider({ cluster: name, poolSize: c.pool_size ?? os.availableParallelism(), stateDir: path.join(stateDir, 'local') }),
+      provider: new LocalProvider({ cluster: name, poolSize: c.pool_size ?? os.availableParallelism(), stateDir: path.join(stateDir, 'local'), env: localPlatformEnv() }),
       group: raw.edge === true ? 'edge' : 'local',
       onThisMachine: true,
-      storeAccess: storeAccessOf(name, raw, true),
+      storeAccess: storeAccessOf(cfg, name, raw, true),
       settings: {},
+      ...optionalMb(name, raw),
     });
   }
 
@@ -116,7 +152,7 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
     owLocal.push({ name, auth: o.apiKey, profile: local.profile ?? 'cloud', ...(port ? { port } : {}), ...(o.namespace !== '_' ? { namespace: o.namespace } : {}), ...(local.memory_mb !== undefined ? { memoryMb: Number(local.memory_mb) } : {}), ...(local.seed !== undefined ? { seed: Number(local.seed) } : { seed: fl.seed }) });
   }
   let fabric: LaunchedFabric | undefined;
-  if (owLocal.length) fabric = await launchLocalClusters(owLocal, { ...process.env, FEDKEEPER_HOME: packageRoot() });
+  if (owLocal.length) fabric = await launchLocalClusters(owLocal, { ...process.env, ...localPlatformEnv() });
 
   try {
     for (const [name, raw] of Object.entries(cfg.providers.openwhisk)) {
@@ -129,14 +165,15 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
         provider: new OpenWhiskProvider(opts),
         group: raw.edge === true || (local !== undefined && isEdgeProfile(local.profile)) ? 'edge' : 'ow',
         onThisMachine: local !== undefined,
-        storeAccess: storeAccessOf(name, raw, local !== undefined),
+        storeAccess: storeAccessOf(cfg, name, raw, local !== undefined),
         settings: { ...block, api_host: opts.apiHost },
+        ...optionalMb(name, raw),
       });
     }
     for (const [name, raw] of Object.entries(cfg.providers.google)) {
       const block = providerBlock(raw);
       const gcfState = path.resolve(stateDir, 'google');
-      const provider = createGoogleProvider({ cluster: name, settings: block, stateDir: gcfState });
+      const provider = createGoogleProvider({ cluster: name, settings: block, stateDir: gcfState, env: localPlatformEnv() });
       const onThisMachine = !(block.project_id || block.mode === 'cloud');
       add({
         name,
@@ -144,8 +181,9 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
         provider,
         group: raw.edge === true ? 'edge' : 'gcf',
         onThisMachine,
-        storeAccess: storeAccessOf(name, raw, onThisMachine),
+        storeAccess: storeAccessOf(cfg, name, raw, onThisMachine),
         settings: { ...block, state_dir: gcfState },
+        ...optionalMb(name, raw),
       });
     }
   } catch (e) {
@@ -168,8 +206,9 @@ export async function buildPlan(cfg: FedKeeperConfig, stateDir: string): Promise
     const serverCluster = fl.server_config.server_cluster_name;
     const server = clusters.get(serverCluster);
     if (!server) throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: no cluster named "${serverCluster}" under providers`);
-    if (!server.onThisMachine) {
-      throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: ${serverCluster} is not on this machine, but the server functions must reach the SQLite store; pick a local cluster`);
+    const serverWhy = server.onThisMachine ? undefined : unreachableFromElsewhere(cfg);
+    if (serverWhy) {
+      throw new BadInputError(`scenarios.federated_learning.server_config.server_cluster_name: ${serverCluster} is not on this machine, but the server functions must reach the store and the dataset, and ${serverWhy}; or pick a cluster on this machine`);
     }
 
     const slots: ClusterSlot[] = [...clusters.values()].map((c) => {

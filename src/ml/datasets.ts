@@ -9,7 +9,7 @@ import { readFile, mkdir, writeFile, rename } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 
 export interface Samples {
   x: Float32Array;
@@ -123,7 +123,7 @@ async function loadIdxDataset(spec: Extract<DatasetSpec, { dataset: 'idx' }>): P
   let maxLabel = 0;
   for (const l of trl) maxLabel = Math.max(maxLabel, l);
   return {
-    name: path.basename(spec.train_images_url).replace(/[-.].*$/, '') || 'idx',
+    name: datasetName(spec.train_images_url),
     train: { x: tri.x, y: trl, n: tri.n },
     test: { x: tei.x, y: tel, n: tei.n },
     shape: [tri.h, tri.w, 1],
@@ -137,7 +137,14 @@ export async function loadTrainLabels(spec: DatasetSpec): Promise<Uint8Array> {
   return parseIdxLabels(await readSource(spec.train_labels_url, 'train_labels_url'), spec.train_labels_url);
 }
 
-function isUrl(s: string): boolean {
+/** A short name from the train images' file name (or its directory, for the materialized embedded digits). */
+function datasetName(source: string): string {
+  const base = path.basename(source).replace(/[-.].*$/, '');
+  if (base === 'train') return path.basename(path.dirname(source)).replace(/-test[\d.]+$/, '') || 'idx';
+  return base || 'idx';
+}
+
+export function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
 }
 
@@ -185,23 +192,84 @@ function tryGunzip(bytes: Uint8Array, source: string): Uint8Array {
   }
 }
 
+/** IDX magic numbers: 0x08 = unsigned byte, 0x0D = 32-bit float (big-endian), then the number of dimensions. */
+const IDX_UBYTE_IMAGES = 0x00000803;
+const IDX_FLOAT_IMAGES = 0x00000d03;
+const IDX_UBYTE_LABELS = 0x00000801;
+
+/** Images from an IDX file: unsigned bytes (MNIST's own files) scaled to [0, 1], or float32 values as they are. */
 function parseIdxImages(b: Uint8Array, source: string): { x: Float32Array; n: number; h: number; w: number } {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (b.length < 16 || v.getUint32(0) !== 0x00000803) {
-    throw new DatasetError(`${source}: not an IDX image file (expected magic 0x00000803: ubyte, 3 dimensions)`);
+  const magic = b.length >= 16 ? v.getUint32(0) : 0;
+  if (magic !== IDX_UBYTE_IMAGES && magic !== IDX_FLOAT_IMAGES) {
+    throw new DatasetError(`${source}: not an IDX image file (expected magic 0x00000803: ubyte, or 0x00000D03: float, 3 dimensions)`);
   }
   const n = v.getUint32(4);
   const h = v.getUint32(8);
   const w = v.getUint32(12);
-  if (b.length !== 16 + n * h * w) throw new DatasetError(`${source}: IDX header says ${n}x${h}x${w} but the file has ${b.length - 16} pixel bytes`);
+  const width = magic === IDX_FLOAT_IMAGES ? 4 : 1;
+  if (b.length !== 16 + n * h * w * width) throw new DatasetError(`${source}: IDX header says ${n}x${h}x${w} but the file has ${b.length - 16} data bytes`);
   const x = new Float32Array(n * h * w);
-  for (let i = 0; i < x.length; i++) x[i] = b[16 + i]! / 255;
+  if (width === 4) for (let i = 0; i < x.length; i++) x[i] = v.getFloat32(16 + 4 * i, false);
+  else for (let i = 0; i < x.length; i++) x[i] = b[16 + i]! / 255;
   return { x, n, h, w };
+}
+
+/** An IDX float32 image file (magic 0x00000D03) holding `s`, exactly (no rounding to bytes). */
+export function encodeIdxFloatImages(s: Samples, h: number, w: number): Uint8Array {
+  const out = new Uint8Array(16 + s.x.length * 4);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, IDX_FLOAT_IMAGES);
+  v.setUint32(4, s.n);
+  v.setUint32(8, h);
+  v.setUint32(12, w);
+  for (let i = 0; i < s.x.length; i++) v.setFloat32(16 + 4 * i, s.x[i]!, false);
+  return out;
+}
+
+/** An IDX label file (magic 0x00000801). */
+export function encodeIdxLabels(y: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + y.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, IDX_UBYTE_LABELS);
+  v.setUint32(4, y.length);
+  out.set(y, 8);
+  return out;
+}
+
+/**
+ * The embedded digits as IDX files in `dir` (gzipped, float32 images: bit for bit the values the embedded loader
+ * gives), written once and reused: a function package carries no dataset, so functions on this machine read these
+ * files (or get them served over HTTP). Returns the IDX spec naming them.
+ */
+export async function materializeEmbeddedMnist(testFraction: number, dir: string): Promise<Extract<DatasetSpec, { dataset: 'idx' }>> {
+  const sub = path.join(dir, `mnist-embedded-test${testFraction}`);
+  const spec = {
+    dataset: 'idx' as const,
+    train_images_url: path.join(sub, 'train-images-idx3-float.gz'),
+    train_labels_url: path.join(sub, 'train-labels-idx1-ubyte.gz'),
+    test_images_url: path.join(sub, 'test-images-idx3-float.gz'),
+    test_labels_url: path.join(sub, 'test-labels-idx1-ubyte.gz'),
+  };
+  if ([spec.train_images_url, spec.train_labels_url, spec.test_images_url, spec.test_labels_url].every((f) => existsSync(f))) return spec;
+  const d = await loadDataset({ dataset: 'mnist', test_fraction: testFraction });
+  await mkdir(sub, { recursive: true });
+  const write = async (file: string, data: Uint8Array) => {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, gzipSync(data, { level: 6 }));
+    await rename(tmp, file);
+  };
+  const [h, w] = d.shape;
+  await write(spec.train_labels_url, encodeIdxLabels(d.train.y));
+  await write(spec.test_labels_url, encodeIdxLabels(d.test.y));
+  await write(spec.test_images_url, encodeIdxFloatImages(d.test, h, w));
+  await write(spec.train_images_url, encodeIdxFloatImages(d.train, h, w)); // last: its presence means all are there
+  return spec;
 }
 
 function parseIdxLabels(b: Uint8Array, source: string): Uint8Array {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (b.length < 8 || v.getUint32(0) !== 0x00000801) {
+  if (b.length < 8 || v.getUint32(0) !== IDX_UBYTE_LABELS) {
     throw new DatasetError(`${source}: not an IDX label file (expected magic 0x00000801: ubyte, 1 dimension)`);
   }
   const n = v.getUint32(4);

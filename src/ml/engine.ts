@@ -18,6 +18,7 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { fastTransposedBatchMatMul } from './kernels/batch-mat-mul.js';
@@ -56,8 +57,17 @@ export function initEngine(): Promise<EngineInfo> {
   return ready;
 }
 
-/** The directory holding the .wasm binaries of the installed @tensorflow/tfjs-backend-wasm, with a trailing separator. */
+/** True inside a function package (an esbuild bundle made by src/packaging, which defines the marker). */
+export function inPackage(): boolean {
+  return process.env.FEDKEEPER_BUNDLED === '1';
+}
+
+/**
+ * The directory holding the wasm backend's .wasm binaries, with a trailing separator: beside the bundle inside a
+ * function package, the installed @tensorflow/tfjs-backend-wasm's otherwise.
+ */
 export function wasmBinaryDir(): string {
+  if (inPackage()) return path.dirname(fileURLToPath(import.meta.url)) + path.sep;
   const require = createRequire(import.meta.url);
   const pkg = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
   return path.join(path.dirname(pkg), 'dist') + path.sep;
@@ -85,7 +95,7 @@ async function start(): Promise<EngineInfo> {
   await tf.ready();
   silenceCpuNodeHint();
   simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  if (!native.ok && !stockOnly && !native.reason.startsWith('disabled') && !warned) {
+  if (!native.ok && !stockOnly && !native.reason.startsWith('disabled') && !inPackage() && !warned) {
     warned = true;
     const why = native.reason === 'not built' ? 'not built (libopenblas-dev missing? see README, "Faster training")' : native.reason;
     process.stderr.write(`fedkeeper: native kernels ${why}: training uses the pure-wasm kernels\n`);

@@ -8,7 +8,10 @@
  *                                 this process may use, os.availableParallelism()). A launcher running P training
  *                                 processes side by side should set max(1, floor(cores / P)).
  *   FEDKEEPER_NATIVE_ADDON=file   load the addon from this file instead of native/build/Release/ (tests use it to
- *                                 play a missing build)
+ *                                 play a missing build). Inside a function package this is the only way to the
+ *                                 native kernels: a package carries no native code, and a local platform of this
+ *                                 machine that wants them hands its containers the addon's path (an explicit
+ *                                 opt-in; remote platforms never have it).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -85,6 +88,17 @@ export function nativeDisabledByEnv(env: NodeJS.ProcessEnv = process.env): boole
   return v !== undefined && ['0', 'false', 'off', 'no'].includes(v.trim().toLowerCase());
 }
 
+/**
+ * The addon a local platform of this machine may hand its containers (FEDKEEPER_NATIVE_ADDON), or undefined when it
+ * was not built or FEDKEEPER_NATIVE=0 turns the native kernels off.
+ */
+export function localNativeAddon(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (nativeDisabledByEnv(env)) return undefined;
+  const override = env['FEDKEEPER_NATIVE_ADDON'];
+  if (override) return existsSync(override) ? path.resolve(override) : undefined;
+  return process.env.FEDKEEPER_BUNDLED === '1' ? undefined : findAddon();
+}
+
 let loaded: NativeLoad | undefined;
 
 /** Loads (once per process) and configures the addon. */
@@ -92,8 +106,9 @@ export function loadNative(): NativeLoad {
   if (loaded) return loaded;
   if (nativeDisabledByEnv()) return (loaded = { ok: false, reason: 'disabled by FEDKEEPER_NATIVE=0' });
   const override = process.env['FEDKEEPER_NATIVE_ADDON'];
-  const file = override ? (existsSync(override) ? path.resolve(override) : undefined) : findAddon();
-  if (!file) return (loaded = { ok: false, reason: 'not built' });
+  const bundled = process.env.FEDKEEPER_BUNDLED === '1';
+  const file = override ? (existsSync(override) ? path.resolve(override) : undefined) : bundled ? undefined : findAddon();
+  if (!file) return (loaded = { ok: false, reason: bundled && !override ? 'not in a function package (no FEDKEEPER_NATIVE_ADDON given)' : 'not built' });
   try {
     // The BLAS calls run on the addon's own threads, one BLAS thread each; keep OpenBLAS from starting a pool of its
     // own at load (it is also told so at run time).

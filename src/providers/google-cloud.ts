@@ -6,6 +6,7 @@
  * activation (google-invoke). The API endpoint is configurable (`api_endpoint`) so that the whole path can run
  * against a local server that speaks the same REST calls.
  */
+import { readFile } from 'node:fs/promises';
 import type { protos, v2 } from '@google-cloud/functions';
 import { checkedUrl, identityTokenSource, oneLine, StaticTokenAuthClient, type IdentityTokenSource } from './google-cloud-auth.js';
 import { functionEnv, functionIdOf, timeoutSecondsOf, type GoogleCloudSettings } from './google-config.js';
@@ -169,16 +170,26 @@ export class GoogleCloudProvider implements Provider {
     };
   }
 
-  async deploy(spec: FunctionSpec): Promise<void> {
-    const id = functionIdOf(this.cluster, spec.name);
-    functionEnv(this.cluster, spec.name, spec.settings); // refuse a bad env before any API call
-    let mainSource: string;
+  /** The source zip: the function's package, or for code without one, its source wrapped for GCF. */
+  private async sourceZip(spec: FunctionSpec, id: string): Promise<Uint8Array> {
+    if (spec.artifact) {
+      try {
+        return await readFile(spec.artifact.file);
+      } catch (e) {
+        throw this.fail(`function ${spec.name}: its package ${spec.artifact.file} cannot be read: ${(e as Error).message}`, 2);
+      }
+    }
     try {
-      mainSource = await this.opts.source(spec.name);
+      return zipSource(gcfSourceFiles(id, await this.opts.source(spec.name)));
     } catch (e) {
       throw this.fail(`no code for function ${spec.name}: ${(e as Error).message}`, 2);
     }
-    const zip = zipSource(gcfSourceFiles(id, mainSource));
+  }
+
+  async deploy(spec: FunctionSpec): Promise<void> {
+    const id = functionIdOf(this.cluster, spec.name);
+    functionEnv(this.cluster, spec.name, spec.settings); // refuse a bad env before any API call
+    const zip = await this.sourceZip(spec, id);
     const [upload] = await this.call('asking for a source upload URL', (c) => c.generateUploadUrl({ parent: this.parent }));
     if (!upload.uploadUrl || !upload.storageSource) throw this.fail('the API gave no source upload URL');
     await this.uploadSource(upload.uploadUrl, zip);

@@ -1,28 +1,20 @@
 /**
- * The Google Cloud Functions entry wrapper (design §2: one thin entry wrapper per platform). FedKeeper's functions
- * are OpenWhisk-style CommonJS sources, `exports.main = async (params) => result`; GCF wants an HTTP function
- * `(req, res)` exported under the deployment's entry point. The same generated source directory is served by the
- * real functions-framework in local mode and zipped for Cloud Functions in cloud mode.
+ * GCF source for code that comes WITHOUT a package (an OpenWhisk-style CommonJS source
+ * `exports.main = async (params) => result`, as tests and benchmarks bring): wrapped as an HTTP function `(req, res)`
+ * exported under the deployment's entry point. FedKeeper's own functions are packages built with their GCF entry
+ * (functions/platform/gcf.ts, src/packaging); both are served by the real functions-framework in local mode and
+ * uploaded as a zip in cloud mode.
  */
 import { zipSync, strToU8 } from 'fflate';
+import { ACTIVATION_ID_HEADER, COLD_START_HEADER, DEADLINE_HEADER, GCF_ENTRY_POINT } from '../functions/platform/gcf.js';
+import { FUNCTIONS_FRAMEWORK_VERSION } from '../packaging/targets.js';
 
+export { ACTIVATION_ID_HEADER, COLD_START_HEADER, DEADLINE_HEADER } from '../functions/platform/gcf.js';
 /** The exported name the framework (`--target`) and Cloud Functions (`buildConfig.entryPoint`) call. */
-export const ENTRY_POINT = 'fedkeeper_http';
+export const ENTRY_POINT = GCF_ENTRY_POINT;
 export const RUNTIME = 'nodejs20';
 /** The functions-framework version the wrapper is tested against (see package.json). */
-export const FUNCTIONS_FRAMEWORK_VERSION = '5.0.5';
-/**
- * Set by the wrapper on every answer: `true` on the first request an instance serves. GCF does not tell the caller
- * whether a request hit a new instance, but the instance knows, and a response header survives Google's front end.
- */
-export const COLD_START_HEADER = 'x-fedkeeper-cold-start';
-
-/**
- * Request headers carrying the activation's id and deadline (epoch ms). FedKeeper's entries read them from
- * OpenWhisk's `__OW_ACTIVATION_ID` / `__OW_DEADLINE`; GCF sets no such variables, so the wrapper sets them per request.
- */
-export const ACTIVATION_ID_HEADER = 'x-fedkeeper-activation-id';
-export const DEADLINE_HEADER = 'x-fedkeeper-deadline';
+export { FUNCTIONS_FRAMEWORK_VERSION } from '../packaging/targets.js';
 
 /** The file holding the wrapped `main(params)` source, next to index.js. */
 const ACTION_FILE = 'action.js';

@@ -8,8 +8,10 @@
  * Deployments are recorded in `<stateDir>/google-<cluster>/deployments.json` with the instance's pid and port, so a
  * later CLI command (start, remove) finds the functions an earlier one deployed.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { unzipSync } from 'fflate';
 import { functionEnv, functionIdOf, type GoogleLocalSettings } from './google-config.js';
 import { ENTRY_POINT, gcfSourceFiles } from './google-entry.js';
 import { ActivationBook, activationHeaders, FunctionCaller, type GoogleActivation } from './google-invoke.js';
@@ -22,9 +24,7 @@ export interface GoogleLocalProviderOptions {
   settings: GoogleLocalSettings;
   /** Directory for deployment records, function sources and instance logs. */
   stateDir: string;
-  /** FedKeeper's package root, given to every instance as FEDKEEPER_HOME (the FL entries import from it). */
-  fedkeeperHome: string;
-  /** The OpenWhisk-style `exports.main = async (params) => …` source of a function, by name. */
+  /** For a function deployed without a package: its OpenWhisk-style `exports.main = async (params) => …` source. */
   source: FunctionSource;
   /** Extra environment for every instance. */
   env?: Record<string, string>;
@@ -95,13 +95,12 @@ export class GoogleLocalProvider implements Provider {
   private instanceEnv(name: string, dep: LocalDeployment): Record<string, string> {
     const id = functionIdOf(this.cluster, name);
     const env: Record<string, string> = {
-      // What Google's Node.js runtime sets for a 2nd gen function, plus FEDKEEPER_HOME for FedKeeper's entries.
+      // What Google's Node.js runtime sets for a 2nd gen function.
       K_SERVICE: id,
       K_REVISION: `${id}-${dep.deployedAt}`,
       K_CONFIGURATION: id,
       FUNCTION_TARGET: ENTRY_POINT,
       FUNCTION_SIGNATURE_TYPE: 'http',
-      FEDKEEPER_HOME: this.opts.fedkeeperHome,
       ...this.opts.env,
       ...functionEnv(this.cluster, name, dep.spec.settings),
     };
@@ -132,19 +131,21 @@ export class GoogleLocalProvider implements Provider {
   async deploy(spec: FunctionSpec): Promise<void> {
     const id = functionIdOf(this.cluster, spec.name);
     functionEnv(this.cluster, spec.name, spec.settings); // refuse a bad env before touching anything
-    let mainSource: string;
-    try {
-      mainSource = await this.opts.source(spec.name);
-    } catch (e) {
-      throw this.fail(`no code for function ${spec.name}: ${(e as Error).message}`, 2);
-    }
+    const files = await this.sourceFiles(spec, id);
     const startError = await this.updateState(async (d) => {
       const old = d[spec.name];
       if (old?.server) await stopFunctionServer(old.server, old.sourceDir);
-      const sourceDir = path.join(this.root, 'functions', spec.name);
-      await rm(sourceDir, { recursive: true, force: true });
-      await mkdir(sourceDir, { recursive: true });
-      for (const [file, text] of Object.entries(gcfSourceFiles(id, mainSource))) await writeFile(path.join(sourceDir, file), text);
+      if (old) await rm(old.sourceDir, { recursive: true, force: true });
+      // Like Google's build, the function's source is unpacked on its own, in a fresh directory outside any project:
+      // nothing resolves through a parent node_modules (the framework is the platform's, as on GCF).
+      const sourceDir = await mkdtemp(path.join(os.tmpdir(), `fk-gcf-${this.cluster}-${spec.name}-`));
+      for (const [file, data] of Object.entries(files)) {
+        const target = path.resolve(sourceDir, file);
+        if (!target.startsWith(sourceDir + path.sep)) throw this.fail(`function ${spec.name}: its package has an entry outside its directory: ${file}`, 2);
+        if (file.endsWith('/')) continue;
+        await mkdir(path.dirname(target), { recursive: true });
+        await writeFile(target, data);
+      }
       const dep: LocalDeployment = { spec, sourceDir, deployedAt: Date.now() };
       d[spec.name] = dep; // recorded even if the start fails, so that remove cleans up and invoke retries the start
       try {
@@ -155,6 +156,27 @@ export class GoogleLocalProvider implements Provider {
       }
     });
     if (startError) throw startError;
+  }
+
+  /** The function's source: its package (a GCF source zip), or for code without one, its source wrapped for GCF. */
+  private async sourceFiles(spec: FunctionSpec, id: string): Promise<Record<string, Uint8Array | string>> {
+    if (spec.artifact) {
+      try {
+        return unzipSync(await readFile(spec.artifact.file));
+      } catch (e) {
+        throw this.fail(`function ${spec.name}: its package ${spec.artifact.file} cannot be read: ${(e as Error).message}`, 2);
+      }
+    }
+    try {
+      return gcfSourceFiles(id, await this.opts.source(spec.name));
+    } catch (e) {
+      throw this.fail(`no code for function ${spec.name}: ${(e as Error).message}`, 2);
+    }
+  }
+
+  async deployedArtifact(name: string): Promise<{ sha256: string; size: number } | undefined> {
+    const a = (await this.readState())[name]?.spec.artifact;
+    return a ? { sha256: a.sha256, size: a.size } : undefined;
   }
 
   async remove(name: string): Promise<void> {

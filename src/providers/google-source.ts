@@ -1,11 +1,11 @@
 /**
- * Where a Google function's code comes from: the OpenWhisk-style CommonJS source `exports.main = async (params) =>
- * …` of a function, by name. FedKeeper's FL functions get theirs from functions/entries (`actionSource`, which
- * imports the handler from `$FEDKEEPER_HOME/dist/src/functions/…`); tests and benchmarks pass their own.
+ * Code for a Google function deployed WITHOUT a package: an OpenWhisk-style CommonJS source
+ * `exports.main = async (params) => …`, by name, which google-entry wraps for GCF. FedKeeper's own functions never
+ * come this way (they deploy from their packages, src/packaging); tests and benchmarks pass their own sources.
  */
-import { actionSource } from '../functions/entries.js';
-
 export type FunctionSource = (functionName: string) => string | Promise<string>;
 
-/** The FL functions' sources. */
-export const flFunctionSource: FunctionSource = (functionName) => actionSource(functionName);
+/** The default: no source; FedKeeper's functions bring their packages. */
+export const flFunctionSource: FunctionSource = (functionName) => {
+  throw new Error(`${functionName} has no package: FedKeeper's functions deploy from their packages (fedkeeper package -c CONFIG)`);
+};

@@ -8,7 +8,6 @@
  *       gcf: {}                                   # local mode (the default without project_id)
  *       gcp: {project_id: my-proj, region: europe-west1, credentials: ./sa-key.json}
  */
-import { packageRoot } from '../functions/entries.js';
 import type { IdentityTokenSource } from './google-cloud-auth.js';
 import { GoogleCloudProvider } from './google-cloud.js';
 import { parseGoogleCluster } from './google-config.js';
@@ -26,9 +25,7 @@ export interface GoogleProviderOptions {
   settings: Record<string, unknown>;
   /** Local mode: where deployment records, function sources and instance logs live (e.g. `.fedkeeper/google`). */
   stateDir: string;
-  /** Local mode: FEDKEEPER_HOME for the instances; default this package's root. */
-  fedkeeperHome?: string;
-  /** Function code by name; default the FL functions' entries (functions/entries.js `actionSource`). */
+  /** Code for functions deployed without a package (tests, benchmarks): OpenWhisk-style sources by name. */
   source?: FunctionSource;
   /** Local mode: extra environment for every instance. */
   env?: Record<string, string>;
@@ -45,7 +42,6 @@ export function createGoogleProvider(o: GoogleProviderOptions): Provider {
       cluster: o.cluster,
       settings,
       stateDir: o.stateDir,
-      fedkeeperHome: o.fedkeeperHome ?? packageRoot(),
       source,
       ...(o.env ? { env: o.env } : {}),
     });

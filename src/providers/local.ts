@@ -1,7 +1,9 @@
 /**
- * The `local` provider: the embedded fabric. Each deployed function is an OpenWhisk-style action (the entry of
- * functions/entries.ts) run in containers of runtime/ContainerPool — the same runtime the local platforms of
- * fabric/ use. Every invocation gets an OpenWhisk-style activation id and record (start, end, status, result, cold
+ * The `local` provider: the embedded fabric. Each deployed function is an OpenWhisk `nodejs:20` zip action — the
+ * very package a real OpenWhisk cluster gets (src/packaging) — run in containers of runtime/ContainerPool, the same
+ * runtime the local platforms of fabric/ use: each container unpacks the zip into a fresh empty directory outside
+ * this repository and sees nothing of it (no FEDKEEPER_HOME, no NODE_PATH).
+ * Every invocation gets an OpenWhisk-style activation id and record (start, end, status, result, cold
  * start, logs) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a small
  * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
  */
@@ -9,8 +11,6 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { functionCode } from '../functions/catalog.js';
-import { actionSource, packageRoot } from '../functions/entries.js';
 import { fedkeeperVariables } from '../runtime/action-code.js';
 import { ContainerPool } from '../runtime/container-pool.js';
 import type { ContainerAction } from '../runtime/container-types.js';
@@ -22,6 +22,8 @@ export interface LocalProviderOptions {
   poolSize: number;
   /** Directory holding the deployment records of local clusters. */
   stateDir: string;
+  /** Extra environment for the containers (e.g. FEDKEEPER_NATIVE_ADDON: the explicit native-kernel opt-in). */
+  env?: Record<string, string>;
 }
 
 interface Deployment {
@@ -29,17 +31,34 @@ interface Deployment {
   deployedAt: number;
 }
 
+/** Zips read for running, by sha256, base64 (what /init gets). */
+const zips = new Map<string, Promise<string>>();
+
+async function zipCode(a: NonNullable<FunctionSpec['artifact']>, cluster: string, name: string): Promise<string> {
+  let z = zips.get(a.sha256);
+  if (!z) {
+    z = readFile(a.file).then((b) => b.toString('base64'));
+    zips.set(a.sha256, z);
+    z.catch(() => zips.delete(a.sha256));
+  }
+  try {
+    return await z;
+  } catch (e) {
+    throw new ProviderError(`local cluster ${cluster}: the package of ${name} (${a.file}) cannot be read: ${(e as Error).message}; deploy again (fedkeeper deploy -c CONFIG)`, 2);
+  }
+}
+
 /** Memory given to the pool per slot: a client's container and the server functions' can all stay warm. */
 const SLOT_MEMORY_MB = 2048;
 
 /** The container action of a deployed function. Its version is the deployment time: a redeploy gets new containers. */
-function containerAction(name: string, dep: Deployment): ContainerAction {
+function containerAction(name: string, dep: Deployment, code: string): ContainerAction {
   return {
     name: `local/${name}`,
     version: String(dep.deployedAt),
-    exec: { kind: 'nodejs:20', code: actionSource(name), binary: false, main: 'main' },
+    exec: { kind: 'nodejs:20', code, binary: true, main: 'main' },
     limits: { timeoutMs: dep.spec.timeoutMs, memoryMb: dep.spec.memoryMb, concurrency: 1 },
-    env: { FEDKEEPER_HOME: packageRoot() },
+    env: {},
   };
 }
 
@@ -72,7 +91,7 @@ export class LocalProvider implements Provider {
   }
 
   async deploy(spec: FunctionSpec): Promise<void> {
-    if (!functionCode(spec.name)) throw new ProviderError(`local cluster ${this.cluster}: no function named ${spec.name} in this package`, 2);
+    if (!spec.artifact) throw new ProviderError(`local cluster ${this.cluster}: function ${spec.name} has no package to run (a local cluster runs FedKeeper's function packages)`, 2);
     const d = await this.readDeployments();
     d[spec.name] = { spec, deployedAt: Date.now() };
     await this.writeDeployments(d);
@@ -95,7 +114,8 @@ export class LocalProvider implements Provider {
     if (!dep) {
       throw new ProviderError(`local cluster ${this.cluster}: function ${name} is not deployed (run \`fedkeeper deploy -c CONFIG\` first)`, 2);
     }
-    const action = containerAction(name, dep);
+    if (!dep.spec.artifact) throw new ProviderError(`local cluster ${this.cluster}: function ${name} was deployed by an older fedkeeper without a package; deploy again (fedkeeper deploy -c CONFIG)`, 2);
+    const action = containerAction(name, dep, await zipCode(dep.spec.artifact, this.cluster, name));
     this.pool ??= this.createPool(Object.values(deployments));
     const activationId = randomUUID().replaceAll('-', '');
     const record: Activation = { activationId, functionName: name, status: 'running', startTime: Date.now(), endTime: null, coldStart: false };
@@ -123,9 +143,14 @@ export class LocalProvider implements Provider {
       memoryMb: (this.opts.poolSize + 2) * largest,
       maxActive: this.opts.poolSize,
       // poolSize containers train at once: give each one share of the cores for the native kernels' threads.
-      env: { FEDKEEPER_NATIVE_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / this.opts.poolSize))), ...fedkeeperVariables() },
+      env: { FEDKEEPER_NATIVE_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / this.opts.poolSize))), ...fedkeeperVariables(), ...this.opts.env },
       label: `local cluster ${this.cluster}`,
     });
+  }
+
+  async deployedArtifact(name: string): Promise<{ sha256: string; size: number } | undefined> {
+    const a = (await this.readDeployments())[name]?.spec.artifact;
+    return a ? { sha256: a.sha256, size: a.size } : undefined;
   }
 
   async activation(activationId: string): Promise<Activation | undefined> {

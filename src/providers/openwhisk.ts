@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import openwhisk from 'openwhisk';
-import { actionSource } from '../functions/entries.js';
 import type { ActivationStatus } from '../store/types.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
@@ -46,6 +45,9 @@ export function openWhiskOptions(cluster: string, c: Record<string, unknown>): O
   if (!/^https?:\/\//.test(apiHost)) apiHost = `https://${apiHost}`;
   return { cluster, apiHost: apiHost.replace(/\/+$/, ''), apiKey, namespace: namespace ?? '_', insecure: c.insecure === true };
 }
+
+/** The annotation naming the package (sha256, size) an action was deployed from. */
+export const PACKAGE_ANNOTATION = 'fedkeeper-package';
 
 const STATUS: Record<string, ActivationStatus> = {
   success: 'success',
@@ -90,10 +92,12 @@ export class OpenWhiskProvider implements Provider {
   async deploy(spec: FunctionSpec): Promise<void> {
     const s = spec.settings;
     const image = typeof s.docker_image === 'string' && s.docker_image ? s.docker_image : undefined;
-    const code = await this.codeOf(spec);
-    const exec = image ? { kind: 'blackbox', image, code } : { kind: typeof s.kind === 'string' ? s.kind : 'nodejs:20', code };
+    const { code, binary } = await this.codeOf(spec);
+    const kind = image ? 'blackbox' : typeof s.kind === 'string' ? s.kind : 'nodejs:20';
+    const exec = { kind, ...(image ? { image } : {}), code, binary, ...(binary ? { main: 'main' } : {}) };
     const concurrency = Number(s.concurrency ?? 1);
-    const annotations = [{ key: 'fedkeeper-function', value: spec.name }];
+    const annotations: { key: string; value: unknown }[] = [{ key: 'fedkeeper-function', value: spec.name }];
+    if (spec.artifact) annotations.push({ key: PACKAGE_ANNOTATION, value: { sha256: spec.artifact.sha256, size: spec.artifact.size } });
     if (s.web === true) annotations.push({ key: 'web-export', value: true } as never);
     try {
       // An action object is sent as the PUT body as it is (the client adds nothing to it).
@@ -103,20 +107,42 @@ export class OpenWhiskProvider implements Provider {
         overwrite: true,
       });
     } catch (e) {
+      const err = e as OwError;
+      if (err.statusCode === 400 || err.statusCode === 413) {
+        // The platform refused the action itself (its kind, its size, its limits): the config must change.
+        const fix = err.statusCode === 413 ? 'the package is over this cluster\'s action size limit; set max_package_mb for the cluster or deploy to another one' : /kind/i.test(String(err.error?.error ?? err.message)) ? `this cluster does not run ${kind}; set functions.${spec.name}.openwhisk.kind to a Node.js kind it supports (nodejs:20 or later)` : 'check the function\'s settings (timeout, memory, concurrency) against the cluster\'s limits';
+        throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: the platform refused the action (HTTP ${err.statusCode}: ${err.error?.error ?? err.message}); ${fix}`, 2);
+      }
       throw this.fail(e, 'creating action', spec.name);
     }
   }
 
-  /** The action's code: a user's own file (`func_path`, .js source or .zip package) or FedKeeper's entry. */
-  private async codeOf(spec: FunctionSpec): Promise<string> {
+  /** The action's code: a user's own file (`func_path`, .js source or .zip package) or FedKeeper's function package. */
+  private async codeOf(spec: FunctionSpec): Promise<{ code: string; binary: boolean }> {
     const file = spec.settings.func_path;
-    if (typeof file !== 'string' || !file) return actionSource(spec.name);
+    const own = typeof file === 'string' && file ? file : undefined;
+    const from = own ?? spec.artifact?.file;
+    if (!from) throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name} has neither a package nor a func_path`, 2);
     try {
-      const bytes = await readFile(file);
-      return file.endsWith('.zip') ? bytes.toString('base64') : bytes.toString('utf8');
+      const bytes = await readFile(from);
+      return from.endsWith('.zip') ? { code: bytes.toString('base64'), binary: true } : { code: bytes.toString('utf8'), binary: false };
     } catch (e) {
-      throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: func_path ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`, 2);
+      const what = own ? `func_path ${own}` : `its package ${from}`;
+      throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: ${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`, 2);
     }
+  }
+
+  /** The package a deployed action runs, from the annotation deploy put on it. */
+  async deployedArtifact(name: string): Promise<{ sha256: string; size: number } | undefined> {
+    let a: openwhisk.Action;
+    try {
+      a = await this.ow.actions.get({ name, code: false } as never);
+    } catch (e) {
+      if ((e as OwError).statusCode === 404) return undefined;
+      throw this.fail(e, 'reading action', name);
+    }
+    const v = ((a.annotations ?? []) as { key: string; value: unknown }[]).find((x) => x.key === PACKAGE_ANNOTATION)?.value as { sha256?: unknown; size?: unknown } | undefined;
+    return typeof v?.sha256 === 'string' ? { sha256: v.sha256, size: Number(v.size) } : undefined;
   }
 
   async remove(name: string): Promise<void> {

@@ -12,6 +12,18 @@ export interface FunctionSpec {
   memoryMb: number;
   /** Platform-specific settings from the config, passed through. */
   settings: Record<string, unknown>;
+  /** The function's package for this platform (src/packaging), for FedKeeper's own functions. */
+  artifact?: FunctionArtifact;
+}
+
+/** A built function package: the zip a platform is given, and what identifies it. */
+export interface FunctionArtifact {
+  /** The zip on disk. */
+  file: string;
+  sha256: string;
+  size: number;
+  /** Package target: openwhisk (zip action, export `main`) or gcf (source zip, entry point fedkeeper_http). */
+  target: string;
 }
 
 export interface Activation {
@@ -39,6 +51,8 @@ export interface Provider {
   invoke(name: string, params: Record<string, unknown>): Promise<string>;
   /** Current state of an activation; undefined if the platform does not know the id. */
   activation(activationId: string): Promise<Activation | undefined>;
+  /** The package a deployed function runs (its sha256 and size), if the platform records it. */
+  deployedArtifact?(name: string): Promise<{ sha256: string; size: number } | undefined>;
   /** Faults the platform injected on purpose (local test clusters), if it reports them. */
   faults?(): Promise<Record<string, number> | undefined>;
   /** Releases connections and processes held by this provider object (deployed functions stay deployed). */

@@ -58,7 +58,34 @@ export interface ActivationRecord {
   error?: string;
 }
 
-export interface ParameterStore {
+/**
+ * What an FL function needs of the store (weights, partitions, client updates): the part a function reaches from
+ * its platform, directly (PostgreSQL) or through the keeper's store endpoint (store/http-store.ts, for a store that
+ * is a file on the keeper's machine). Runs and activations are the keeper's business only.
+ */
+export interface FunctionStore {
+  readonly kind: string;
+
+  /** Global weights after `round` (round 0 = initial weights). A repeated write replaces. */
+  putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void>;
+  getGlobalWeights(runId: string, round: number): Promise<WeightVector | undefined>;
+
+  /**
+   * Keyed by (run, round, client): a repeated write replaces, never doubles. A write from an older attempt than
+   * the stored one is ignored, so a late answer of a superseded invocation cannot replace a newer update.
+   */
+  putClientUpdate(update: ClientUpdate): Promise<void>;
+  /** The round's updates sorted by clientId ascending (a fixed order, whatever the arrival order). */
+  getClientUpdates(runId: string, round: number, clientIds?: readonly number[]): Promise<ClientUpdate[]>;
+
+  /** A client's data partition: indices into the training set. A repeated write replaces. */
+  putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void>;
+  getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined>;
+
+  close(): Promise<void>;
+}
+
+export interface ParameterStore extends FunctionStore {
   readonly kind: string;
 
   createRun(run: RunRecord): Promise<void>;
@@ -95,5 +122,12 @@ export interface ParameterStore {
   close(): Promise<void>;
 }
 
-/** How to reach a store; passed to functions in their invocation parameters. */
-export type StoreSpec = { type: 'sqlite'; path: string };
+/** How the keeper opens a store (the config's `store`). */
+export type StoreSpec = { type: 'sqlite'; path: string } | { type: 'postgres'; url: string };
+
+/**
+ * How a function reaches the store; passed to functions in their invocation parameters. A SQLite file cannot be
+ * opened from inside a function package (no native addon there): the keeper serves it over HTTP on this machine
+ * (`http`, a bearer token per keeper) and functions on this machine use that.
+ */
+export type FunctionStoreSpec = { type: 'postgres'; url: string } | { type: 'http'; url: string; token: string };

@@ -3,6 +3,7 @@
  * that becomes a permanent line when the round ends; elsewhere (pipes, CI logs) one line per round.
  */
 import type { ProgressEvent } from '../keeper/keeper.js';
+import { formatSize } from '../packaging/index.js';
 
 export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: ProgressEvent) => void {
   const tty = out.isTTY === true;
@@ -15,6 +16,9 @@ export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: P
   };
   return (e) => {
     switch (e.kind) {
+      case 'packaged':
+        out.write(`package ${e.functionName} (${e.target}): ${formatSize(e.size)}, sha256 ${e.sha256.slice(0, 16)}…${e.reused ? ' (unchanged, reused)' : ''}\n`);
+        break;
       case 'run_started':
         maxRounds = e.maxRounds;
         out.write(`run ${e.runId}: up to ${e.maxRounds} rounds, ${e.clientsPerRound} clients per round\n`);

@@ -14,14 +14,14 @@ import { createGoogleProvider, type GoogleActivation } from '../../src/providers
 import { classifyResponse } from '../../src/providers/google-invoke.js';
 import { ProviderError, type FunctionSpec, type Provider } from '../../src/providers/types.js';
 import { googleFixtureSource } from '../fixtures/google-functions.js';
+import { packaged } from '../fixtures/packages.js';
 
 let stateDir = '';
 let gcf: Provider;
-const HOME = path.join(os.tmpdir(), 'fedkeeper-home-for-test');
 
 const spec = (name: string, timeoutMs = 10_000): FunctionSpec => ({ name, timeoutMs, memoryMb: 256, settings: {} });
 const provider = (): Provider =>
-  createGoogleProvider({ cluster: 'gcf', settings: {}, stateDir, fedkeeperHome: HOME, source: googleFixtureSource });
+  createGoogleProvider({ cluster: 'gcf', settings: {}, stateDir, source: googleFixtureSource });
 
 async function settled(p: Provider, id: string, limitMs = 20_000): Promise<GoogleActivation> {
   const t0 = Date.now();
@@ -91,7 +91,7 @@ test('deploy starts an instance on 127.0.0.1; invoke is non-blocking; the first 
   const a = await settled(gcf, id);
   assert.equal(a.status, 'success');
   assert.deepEqual(a.result?.echo, { x: 1, nested: { s: 'é' } });
-  assert.equal(a.result?.home, HOME, 'FEDKEEPER_HOME comes from the provider options');
+  assert.equal(a.result?.home, undefined, 'an instance sees nothing of fedkeeper (no FEDKEEPER_HOME)');
   assert.equal(a.result?.service, 'echo-fn');
   // OpenWhisk-style entries find their activation id and deadline where they look for them.
   assert.equal(a.result?.activationId, id);
@@ -209,15 +209,17 @@ test('remove stops the instance: its port refuses, list forgets it, invoke names
   });
 });
 
-test('FedKeeper\'s own functions (functions/entries) run under the framework: nodeinfo answers', async () => {
-  const own = createGoogleProvider({ cluster: 'gcf', settings: {}, stateDir }); // default source and FEDKEEPER_HOME
+test('FedKeeper\'s own functions run from their GCF package under the framework: nodeinfo answers', async () => {
+  const own = createGoogleProvider({ cluster: 'gcf', settings: {}, stateDir }); // no source: packages only
   try {
-    await own.deploy(spec('nodeinfo'));
+    await own.deploy(await packaged(spec('nodeinfo'), 'gcf'));
+    assert.equal((await own.deployedArtifact!('nodeinfo'))?.sha256, (await packaged(spec('nodeinfo'), 'gcf')).artifact!.sha256);
     const id = await own.invoke('nodeinfo', {});
     const a = await settled(own, id);
     assert.equal(a.status, 'success', JSON.stringify(a.result));
     assert.equal(a.result?.activationId, id);
     assert.equal(typeof a.result?.cores, 'number');
+    assert.equal(a.result?.engine, 'wasm', 'a package trains on the wasm engine');
     await assert.rejects(own.deploy(spec('fl_nothing')), (e: unknown) => e instanceof ProviderError && e.exitCode === 2 && /no code for function fl_nothing/.test(e.message));
   } finally {
     await own.remove('nodeinfo');

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import openwhisk from 'openwhisk';
-import { packageRoot } from '../../src/functions/entries.js';
+import { packaged } from '../fixtures/packages.js';
 import { launchLocalClusters, type LaunchedFabric } from '../../src/keeper/fabric-launcher.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../../src/providers/openwhisk.js';
 import { ProviderError, type Activation, type Provider } from '../../src/providers/types.js';
@@ -36,7 +36,7 @@ async function until(p: Provider, id: string): Promise<Activation> {
 }
 
 before(async () => {
-  fabric = await launchLocalClusters([{ name: 'ow1', auth: KEY, profile: 'cloud' }], { ...process.env, FEDKEEPER_HOME: packageRoot() });
+  fabric = await launchLocalClusters([{ name: 'ow1', auth: KEY, profile: 'cloud' }], process.env);
   ow = new OpenWhiskProvider(openWhiskOptions('ow1', { api_host: fabric.urls.get('ow1'), auth: { ow_auth: KEY } }));
 });
 after(async () => {
@@ -55,7 +55,7 @@ test("config: the seed's base_url and auth are understood; TLS stays verified un
 });
 
 test('deploy, list, invoke without blocking, poll to success, warm second call, remove', async () => {
-  await ow.deploy(spec('nodeinfo'));
+  await ow.deploy(await packaged(spec('nodeinfo'), 'openwhisk'));
   assert.ok((await ow.list()).includes('nodeinfo'));
   const id = await ow.invoke('nodeinfo', {});
   assert.match(id, /^[0-9a-f]{32}$/);
@@ -73,13 +73,18 @@ test('deploy, list, invoke without blocking, poll to success, warm second call, 
 });
 
 test('web: true deploys a web action; limits and code reach the platform', async () => {
-  await ow.deploy({ name: 'nodeinfo', timeoutMs: 7000, memoryMb: 192, settings: { web: true, concurrency: 3 } });
+  const withPackage = await packaged({ name: 'nodeinfo', timeoutMs: 7000, memoryMb: 192, settings: { web: true, concurrency: 3 } }, 'openwhisk');
+  await ow.deploy(withPackage);
   const client = openwhisk({ apihost: fabric.urls.get('ow1')!, api_key: KEY });
   const a = await client.actions.get({ name: 'nodeinfo' });
   const ann = (a.annotations ?? []) as { key: string; value: unknown }[];
   assert.equal(ann.find((x) => x.key === 'web-export')?.value, true);
   assert.deepEqual({ ...a.limits }, { ...a.limits, timeout: 7000, memory: 192, concurrency: 3 });
-  assert.match(String((a.exec as { code?: string }).code), /FEDKEEPER_HOME/);
+  // The package went as a zip action (binary, main "main"), and the action names the package it runs.
+  assert.equal((a.exec as { binary?: boolean }).binary, true);
+  assert.equal((a.exec as { main?: string }).main, 'main');
+  assert.equal(ann.find((x) => x.key === 'fedkeeper-package')?.value && (ann.find((x) => x.key === 'fedkeeper-package')!.value as { sha256: string }).sha256, withPackage.artifact!.sha256);
+  assert.deepEqual(await ow.deployedArtifact('nodeinfo'), { sha256: withPackage.artifact!.sha256, size: withPackage.artifact!.size });
   await ow.remove('nodeinfo');
 });
 

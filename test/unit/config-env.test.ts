@@ -101,3 +101,31 @@ test('secret-looking keys', () => {
   }
   for (const k of ['base_url', 'monkey', 'memory', 'tokens_per_s', 'keyboard', 'region']) assert.equal(isSecretKey(k), false, k);
 });
+
+test('redactConfig: the store URL never shows its password, from the environment or written in the file', () => {
+  const fl = (store: string) => `name: s\nscenarios:\n  federated_learning:\n    clients_info: { total_num_clients: 2, num_clients_per_round: 1 }\n    store: ${store}\n`;
+  const fromEnv = parseConfig(fl('{ type: postgres, url: "${DATABASE_URL}" }'), 'pg.yaml', { DATABASE_URL: 'postgres://fk:Sup3rSecret@db:5432/fl' });
+  assert.equal(fromEnv.scenarios.federated_learning.store.type, 'postgres');
+  const red = redactConfig(fromEnv) as typeof fromEnv;
+  assert.deepEqual(red.scenarios.federated_learning.store, { type: 'postgres', url: '***' });
+  assert.equal(JSON.stringify(red).includes('Sup3rSecret'), false);
+
+  for (const [url, shown] of [
+    ['postgres://fk:Sup3rSecret@db:5432/fl', 'postgres://fk:***@db:5432/fl'],
+    ['postgresql://fk:Sup3r%40Secret@db/fl?sslmode=require', 'postgresql://fk:***@db/fl?sslmode=require'],
+    ['postgres://fk@db/fl?password=Sup3rSecret&sslmode=require', 'postgres://fk@db/fl?password=***&sslmode=require'],
+    ['postgres://db/fl', 'postgres://db/fl'],
+  ] as const) {
+    const literal = parseConfig(fl(`{ type: postgres, url: "${url}" }`), 'pg.yaml', {});
+    const out = redactConfig(literal) as typeof literal;
+    assert.deepEqual(out.scenarios.federated_learning.store, { type: 'postgres', url: shown });
+    assert.equal(JSON.stringify(out).includes('Sup3r'), false, JSON.stringify(out));
+    assert.equal(literal.scenarios.federated_learning.store.type === 'postgres' && literal.scenarios.federated_learning.store.url, url, 'the config itself keeps the real URL');
+  }
+});
+
+test('redactConfig: password= parameters in any string are hidden', () => {
+  const red = redactConfig({ note: 'host=db password=hunter2 dbname=x', link: 'https://h/p?password=hunter2&a=1' }) as Record<string, string>;
+  assert.equal(red.note, 'host=db password=*** dbname=x');
+  assert.equal(red.link, 'https://h/p?password=***&a=1');
+});

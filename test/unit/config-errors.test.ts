@@ -83,12 +83,47 @@ test('mongo_config is answered, not ignored', () => {
   expectError(
     config(`${CLIENTS}\nmongo_config: { url: "mongo:27017", db: flweights, collection: mnist_weights }`),
     `${FL}.mongo_config`,
-    'the MongoDB store is not available in this build; use store: {type: sqlite, path: ...} instead',
+    'the MongoDB store is not available in this build',
+    'store: {type: sqlite, path: ...}',
+    'store: {type: postgres, url: ...}',
   );
 });
 
-test('store.type other than sqlite', () => {
-  expectError(config(`${CLIENTS}\nstore: { type: mongodb }`), `${FL}.store.type`, 'expected one of sqlite', 'found "mongodb"');
+test('store.type other than sqlite or postgres', () => {
+  expectError(config(`${CLIENTS}\nstore: { type: mongodb }`), `${FL}.store.type`, 'expected one of sqlite, postgres', 'found "mongodb"');
+  expectError(config(`${CLIENTS}\nstore: { type: postgress }`), `${FL}.store.type`, 'did you mean postgres?');
+});
+
+test('store: url required for postgres and must be a postgres URL; path only for sqlite; passwords never shown', () => {
+  const url = 'postgres://fk:pw@db:5432/fl';
+  expectError(config(`${CLIENTS}\nstore: { type: postgres }`), `${FL}.store.url`, 'expected a PostgreSQL URL', 'postgres://user:password@host:5432/database', '${DATABASE_URL}', 'found nothing');
+  expectError(config(`${CLIENTS}\nstore: { type: postgres, url: }`), `${FL}.store.url`, 'found nothing');
+  expectError(config(`${CLIENTS}\nstore: { type: postgres, url: "${url}", path: x.sqlite }`), `${FL}.store.path`, 'expected no path with type postgres', 'found "x.sqlite"');
+  expectError(config(`${CLIENTS}\nstore: { url: "${url}" }`), `${FL}.store.url`, 'expected no url with type sqlite', 'set type: postgres');
+  expectError(config(`${CLIENTS}\nstore: { type: sqlite, path: a.db, url: "${url}" }`), `${FL}.store.url`, 'expected no url with type sqlite');
+  expectError(config(`${CLIENTS}\nstore: { type: postgres, url: 5432 }`), `${FL}.store.url`, 'expected a string', 'found 5432');
+  expectError(config(`${CLIENTS}\nstore: { type: postgres, uri: "${url}" }`), `${FL}.store.uri`, 'did you mean url?');
+  // a wrong scheme, an unparseable URL, a libpq keyword string: the message shows the value without its password
+  for (const [bad, shown] of [
+    ['mysql://fk:hunter22@db/fl', 'mysql://fk:***@db/fl'],
+    ['postgres://fk:pa/ss@w0rd@db/fl', 'postgres://fk:***@db/fl'],
+    ['host=db password=hunter22 dbname=fl', 'host=db password=*** dbname=fl'],
+  ] as const) {
+    const e = expectError(config(`${CLIENTS}\nstore: { type: postgres, url: "${bad}" }`), `${FL}.store.url`, 'expected a postgres:// or postgresql:// URL', `found "${shown}"`);
+    for (const secret of ['hunter22', 'pa/ss', 'w0rd']) assert.equal(e.message.includes(secret), false, e.message);
+  }
+});
+
+test('a bad store url from the environment is not shown at all', () => {
+  let caught: unknown;
+  try {
+    parseConfig(config(`${CLIENTS}\nstore: { type: postgres, url: "\${DATABASE_URL}" }`), 'bad.yaml', { DATABASE_URL: 'mysql://fk:hunter22@db.internal/fl' });
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof ConfigError);
+  assert.match(caught.message, /store\.url: expected a postgres:\/\/ or postgresql:\/\/ URL .*found "\*\*\*" \(hidden\)/);
+  for (const secret of ['hunter22', 'db.internal', 'mysql']) assert.equal(caught.message.includes(secret), false, caught.message);
 });
 
 test('clients: per-round vs total, both at least 1, per-platform counts add up', () => {

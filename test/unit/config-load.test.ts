@@ -102,7 +102,7 @@ test('seed-sample-shaped config parses with numeric strings and units normalised
   assert.equal(gcf.memory, 2048);
   assert.equal(gcf.timeout, 300000);
   assert.equal(gcf['entry-point'], 'main');
-  assert.equal(fl.store.path, 'runs/store.sqlite');
+  assert.deepEqual(fl.store, { type: 'sqlite', path: 'runs/store.sqlite' });
   assert.ok(cfg.scenarios.test, 'other scenarios are kept');
 });
 
@@ -182,4 +182,15 @@ test('loadConfig reads a file; missing file, syntax error and empty file are Con
 test('duplicate keys and a non-mapping top level are reported', () => {
   assert.throws(() => parseConfig('name: a\nname: b\n', 'dup.yaml', {}), /config dup\.yaml: YAML syntax error at line 2, column 1: .*unique/);
   assert.throws(() => parseConfig('- a\n- b\n', 'list.yaml', {}), /config list\.yaml: \(top level\): expected a mapping .* found a list/);
+});
+
+test('store: sqlite with a path, or postgres with a url (also from ${DATABASE_URL})', () => {
+  const store = (yaml: string, env: NodeJS.ProcessEnv = {}) =>
+    parseConfig(`${MINIMAL}    store: ${yaml}\n`, 'store.yaml', env).scenarios.federated_learning.store;
+  assert.deepEqual(store('{ type: sqlite }'), { type: 'sqlite', path: '.fedkeeper/store.sqlite' });
+  assert.deepEqual(store('{ path: my.sqlite }'), { type: 'sqlite', path: 'my.sqlite' });
+  assert.deepEqual(store('{ type: postgres, url: "postgres://fk:pw@db:5432/fl" }'), { type: 'postgres', url: 'postgres://fk:pw@db:5432/fl' });
+  assert.deepEqual(store('{ type: PostgreS, url: "postgresql://db/fl?sslmode=require" }'), { type: 'postgres', url: 'postgresql://db/fl?sslmode=require' });
+  const url = 'postgres://fk:s3cret@db.internal:5432/fl';
+  assert.deepEqual(store('{ type: postgres, url: "${DATABASE_URL}" }', { DATABASE_URL: url }), { type: 'postgres', url });
 });
