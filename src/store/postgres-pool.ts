@@ -82,6 +82,29 @@ function backoffMs(n: number): number {
   return d / 2 + Math.random() * (d / 2);
 }
 
+/**
+ * Pool limits a store URL may carry for a server with few connections to spare (the same for the keeper and every
+ * function): `?connection_limit=N` (connections per process) and `?idle_timeout=MS` (close a connection idle this
+ * long). They are FedKeeper's, not the server's: taken off the URL before `pg` sees it.
+ */
+export function poolLimitsOf(rawUrl: string): { url: string; limits: Pick<PostgresStoreOptions, 'max' | 'idleTimeoutMillis'> } {
+  let u: URL;
+  try {
+    u = new URL(rawUrl);
+  } catch {
+    return { url: rawUrl, limits: {} };
+  }
+  const limits: Pick<PostgresStoreOptions, 'max' | 'idleTimeoutMillis'> = {};
+  const max = u.searchParams.get('connection_limit');
+  const idle = u.searchParams.get('idle_timeout');
+  if (max === null && idle === null) return { url: rawUrl, limits };
+  if (max !== null && Number.isInteger(Number(max)) && Number(max) >= 1) limits.max = Number(max);
+  if (idle !== null && Number(idle) >= 1) limits.idleTimeoutMillis = Number(idle);
+  u.searchParams.delete('connection_limit');
+  u.searchParams.delete('idle_timeout');
+  return { url: u.toString(), limits };
+}
+
 export class PostgresPool {
   /** The URL with its password redacted: the only form of it that may appear in messages. */
   readonly redactedUrl: string;
@@ -91,8 +114,9 @@ export class PostgresPool {
   private readonly password: string | undefined;
   private ended = false;
 
-  constructor(url: string, options: PostgresStoreOptions = {}) {
-    const o = { ...DEFAULTS, ...stripUndefined(options) };
+  constructor(rawUrl: string, options: PostgresStoreOptions = {}) {
+    const { url, limits } = poolLimitsOf(rawUrl);
+    const o = { ...DEFAULTS, ...stripUndefined(options), ...limits };
     this.redactedUrl = redactUrlPassword(url);
     this.password = urlPassword(url);
     this.attempts = Math.max(1, o.attempts);
