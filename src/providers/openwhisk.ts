@@ -110,8 +110,9 @@ export class OpenWhiskProvider implements Provider {
       const err = e as OwError;
       if (err.statusCode === 400 || err.statusCode === 413) {
         // The platform refused the action itself (its kind, its size, its limits): the config must change.
-        const fix = err.statusCode === 413 ? 'the package is over this cluster\'s action size limit; set max_package_mb for the cluster or deploy to another one' : /kind/i.test(String(err.error?.error ?? err.message)) ? `this cluster does not run ${kind}; set functions.${spec.name}.openwhisk.kind to a Node.js kind it supports (nodejs:20 or later)` : 'check the function\'s settings (timeout, memory, concurrency) against the cluster\'s limits';
-        throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: the platform refused the action (HTTP ${err.statusCode}: ${err.error?.error ?? err.message}); ${fix}`, 2);
+        const said = String(err.error?.error ?? err.message).replace(/\s+/g, ' ').trim();
+        const fix = err.statusCode === 413 ? 'the package is over this cluster\'s action size limit; set max_package_mb for the cluster or deploy to another one' : /kind/i.test(said) ? `this cluster does not run ${kind}; set functions.${spec.name}.openwhisk.kind to a Node.js kind it supports (nodejs:20 or later)` : 'check the function\'s settings (timeout, memory, concurrency) against the cluster\'s limits';
+        throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: the platform refused the action (HTTP ${err.statusCode}: ${said}); ${fix}`, 2);
       }
       throw this.fail(e, 'creating action', spec.name);
     }

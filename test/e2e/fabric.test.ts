@@ -157,10 +157,15 @@ ${FL.replace(', CLIENTS', '').replace(/timeout: 120s/g, 'timeout: 8s')}`,
   assert.equal(s.final_weights_sha256, ls.final_weights_sha256, 'each (round, client) update counted once, as in a fault-free run');
 });
 
-test('round_timeout with min_fit_fraction: stragglers on a slow edge cluster are dropped and logged, the round aggregates the rest', async () => {
-  const cfg = write(
-    'straggle.yaml',
-    `name: straggle
+test('round_timeout with min_fit_fraction: stragglers on a slow edge cluster are dropped and logged, the round aggregates the rest', async (t) => {
+  // No fixed deadline: how long the fast clients take depends on this machine, its load and its ML engine. So first
+  // the same round with the edge cluster as fast as the other and no deadline, timed; the deadline is twice the
+  // time it took all 6 clients to finish (in the real round only 4 of them compute meanwhile), and the stragglers
+  // are slow by construction: their cluster's cold start alone is 10 deadlines (then 30x the real run time).
+  const straggle = (name: string, edgeProfile: string, faultTolerance: string) =>
+    write(
+      `${name}.yaml`,
+      `name: ${name}
 output_dir: runs
 providers:
   openwhisk:
@@ -169,22 +174,47 @@ providers:
       local: { profile: cloud }
     slow:
       auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000005:slow-test-key" }
-      local: { profile: { base: edge, coldStartDelayMs: 4000, speedFactor: 30 } }
+      local: { profile: ${edgeProfile} }
 scenarios:
   federated_learning:
     server_config: { server_cluster_name: fast }
-    fault_tolerance: { round_timeout: 3s, invocation_timeout: 3s, min_fit_fraction: 0.5 }
-${FL.replace('CLIENTS', 'ow_clients_count: 4, edge_clients_count: 2').replace('max_rounds: 2', 'max_rounds: 1').replace('num_clients_per_round: 6', 'num_clients_per_round: 6')}`,
+${faultTolerance}${FL.replace('CLIENTS', 'ow_clients_count: 4, edge_clients_count: 2').replace('max_rounds: 2', 'max_rounds: 1')}`,
+    );
+  const roundOf = (r: { code: number; stdout: string; stderr: string }) => {
+    assert.equal(r.code, 0, r.stderr);
+    const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
+    const [head, row] = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n');
+    return { dir, round: Object.fromEntries(row!.split(',').map((v, i) => [head!.split(',')[i], v])) };
+  };
+
+  const calibration = roundOf(await cli(['run', '-c', straggle('straggle-timing', '{ base: edge, coldStartDelayMs: 0, speedFactor: 1 }', '')]));
+  assert.equal(calibration.round.clients, '6');
+  const allDoneS = Number(calibration.round.invoke_s) + Number(calibration.round.train_s); // round start → last client done
+  const deadlineMs = Math.max(1000, Math.ceil(2000 * allDoneS));
+  const coldStartMs = 10 * deadlineMs;
+
+  const { dir, round } = roundOf(
+    await cli([
+      'run',
+      '-c',
+      straggle(
+        'straggle',
+        `{ base: edge, coldStartDelayMs: ${coldStartMs}, speedFactor: 30 }`,
+        `    fault_tolerance: { round_timeout: ${deadlineMs}ms, invocation_timeout: ${deadlineMs}ms, min_fit_fraction: 0.5 }\n`,
+      ),
+    ]),
   );
-  const r = await cli(['run', '-c', cfg]);
-  assert.equal(r.code, 0, r.stderr);
-  const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
-  const [head, row] = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n');
-  const round = Object.fromEntries(row!.split(',').map((v, i) => [head!.split(',')[i], v]));
-  assert.equal(round.clients, '4');
-  assert.equal(round.dropped, '2');
-  assert.ok(Number(round.total_s) < 12, `round took ${round.total_s} s`);
+  const timing = `deadline ${deadlineMs} ms (all clients done in ${allDoneS.toFixed(3)} s without stragglers), stragglers' cold start ${coldStartMs} ms`;
+  const waitedS = Number(round.invoke_s) + Number(round.train_s); // round start → closed
+  t.diagnostic(`${timing}; the round closed after ${waitedS.toFixed(3)} s with ${round.clients} clients`);
+  assert.equal(round.clients, '4', timing);
+  assert.equal(round.dropped, '2', timing);
+  // It waited for the deadline (min_fit_fraction was met long before), then closed without the stragglers.
+  assert.ok(waitedS >= deadlineMs / 1000 - 0.002, `the round closed after ${waitedS} s, before its ${timing}`);
+  assert.ok(waitedS < (2 * deadlineMs) / 1000, `the round closed after ${waitedS} s: not at its ${timing}`);
+  assert.ok(Number(round.total_s) < coldStartMs / 1000, `round took ${round.total_s} s: it waited for the stragglers (${timing})`);
   const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const dropped = events.find((e) => e.type === 'clients_dropped');
   assert.deepEqual(dropped.dropped, [4, 5]);
+  assert.match(dropped.reason, /round_timeout/);
 });

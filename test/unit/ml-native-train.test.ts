@@ -1,13 +1,24 @@
 /**
- * Training on the native kernels: a 300-step run of the paper's CNN whose loss curve matches the stock wasm run's,
- * bit-for-bit determinism (run to run, and for any thread count), and -- in child processes, whether or not the
- * addon is built -- the fallbacks: FEDKEEPER_NATIVE=0 trains on the pure-wasm kernels silently, a missing or broken
- * addon trains on them after one line on stderr.
+ * Training on the native kernels: a 300-step run of the paper's CNN that starts exactly as the stock wasm run and
+ * learns as well as it, bit-for-bit determinism (run to run, and for any thread count), and -- in child processes,
+ * whether or not the addon is built -- the fallbacks: FEDKEEPER_NATIVE=0 trains on the pure-wasm kernels silently,
+ * a missing or broken addon trains on them after one line on stderr.
  *
- * Loss-curve tolerance: over each 30-step window, |mean native − mean stock| ≤ 0.02 + 5 % of the stock mean, and
- * the first step (same weights, forward pass only) agrees within 1e-5 relative. (Float summation order differs
- * between the kernels, so the curves drift apart by ~1e-3 while learning and reconverge; a kernel bug shows up as
- * a curve that does not learn, or learns differently, by far more.)
+ * What is compared with the stock run, and why not the whole loss curve: the native kernels sum in another order
+ * than wasm's (and OpenBLAS's order depends on the kernels it picks for the CPU, e.g. its generic `Prescott` ones
+ * when it does not know the CPU), so the two runs differ by ~1e-7 at first, and training amplifies that ~10x every
+ * few steps: some tens of steps in, the curves differ by an amount that depends on the BLAS kernels, not on the
+ * kernels' correctness (the mean loss over steps 60-89 was 0.88 with Prescott's, 0.94 with Haswell's, 0.95 stock;
+ * across training seeds it ranges 0.80-1.22). So:
+ *  - deterministic: the first 5 steps (same weights, rounding not yet amplified) agree within 1e-5 relative -- seen
+ *    <= 1e-7 with OpenBLAS's Cooperlake, SkylakeX, Haswell, Sandybridge and Prescott kernels; a gradient of a
+ *    replaced kernel that is off (10 % of the filter gradient zeroed, the max-pool gradient or the input gradient
+ *    scaled, matmuls off by 1e-3 or rounded to 3 digits) moves them by 4e-5..6e-3;
+ *  - statistical: both runs learn (last 30 steps' mean loss < 5 % of the first 30's, seen 0.2 %; held-out accuracy
+ *    >= 0.97), the mean loss over all 300 steps agrees within 15 % (the spread of stock runs over training seeds,
+ *    0.52-0.60; native vs stock seen within 2 %, with a zeroed input gradient 57 % higher), and held-out accuracy
+ *    within 0.02.
+ * Kernel-level correctness (each kernel and gradient against the cpu backend) is ml-native-kernels.test.ts's job.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,6 +29,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import {
+  evaluate,
   initEngine,
   initialWeights,
   trainLocal,
@@ -45,27 +57,40 @@ describe('training on the native kernels', { skip }, () => {
     useKernelSet('native');
   });
 
-  it('300 steps of the CNN: the loss curve matches the stock wasm run', async () => {
+  it('300 steps of the CNN: the first steps match the stock wasm run, and it learns as well as stock', async () => {
     const data = synthetic(CNN, 3000, 5, 0.5);
+    const heldOut = synthetic(CNN, 1000, 6, 0.5);
     const w0 = await initialWeights(CNN, 3);
     const train: TrainSpec = { optimizer: 'adam', lr: 1e-3, localEpochs: 1, batchSize: 10, seed: 1 };
-    const curve = async (set: 'stock' | 'native') => {
+    const run = async (set: 'stock' | 'native') => {
       useKernelSet(set);
       const losses: number[] = [];
       const r = await trainLocal(CNN, w0, data, train, (_, loss) => losses.push(loss));
       assert.equal(r.steps, 300);
-      return losses;
+      const held = await evaluate(CNN, r.weights, heldOut);
+      return { losses, held };
     };
-    const stock = await curve('stock');
-    const nat = await curve('native');
-    assert.ok(Math.abs(nat[0]! - stock[0]!) <= 1e-5 * stock[0]!, `first step: ${nat[0]} vs ${stock[0]}`);
+    const stock = await run('stock');
+    const nat = await run('native');
     const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
-    for (let i = 0; i < 300; i += 30) {
-      const s = mean(stock.slice(i, i + 30));
-      const n = mean(nat.slice(i, i + 30));
-      assert.ok(Math.abs(n - s) <= 0.02 + 0.05 * s, `steps ${i}-${i + 29}: mean loss ${n} (native) vs ${s} (stock)`);
+
+    // Deterministic: before training has amplified the rounding differences, the runs agree tightly.
+    for (let i = 0; i < 5; i++) {
+      const s = stock.losses[i]!;
+      const n = nat.losses[i]!;
+      assert.ok(Math.abs(n - s) <= 1e-5 * s, `step ${i}: loss ${n} (native) vs ${s} (stock), relative ${Math.abs(n - s) / s}`);
     }
-    assert.ok(mean(nat.slice(270)) < 0.2 * mean(nat.slice(0, 30)), 'it learned');
+    // Statistical: both learn, equally fast, to the same held-out accuracy.
+    for (const [name, r] of [['stock', stock], ['native', nat]] as const) {
+      const first = mean(r.losses.slice(0, 30));
+      const last = mean(r.losses.slice(270));
+      assert.ok(last < 0.05 * first, `${name} learned: mean loss ${first} over steps 0-29, ${last} over steps 270-299`);
+      assert.ok(r.held.accuracy >= 0.97, `${name}: held-out accuracy ${r.held.accuracy}`);
+    }
+    const s = mean(stock.losses);
+    const n = mean(nat.losses);
+    assert.ok(Math.abs(n - s) <= 0.15 * s, `mean loss over the 300 steps: ${n} (native) vs ${s} (stock)`);
+    assert.ok(Math.abs(nat.held.accuracy - stock.held.accuracy) <= 0.02, `held-out accuracy ${nat.held.accuracy} (native) vs ${stock.held.accuracy} (stock)`);
   });
 
   it('same seed, same final weights bit for bit: run to run and with 1 or 3 threads', async () => {
