@@ -248,6 +248,16 @@ describe('Google Cloud Functions: the source zip unpacked and served by the real
     assert.ok(update.data.every(Number.isFinite));
   });
 
+  test('the server functions and the relay load from their GCF packages and check their params', async () => {
+    for (const fn of ['fl_server_init', 'fl_server_aggregator', 'fl_invoker_weights_update']) {
+      await gcf.deploy(await packaged({ name: fn, timeoutMs: 60_000, memoryMb: 512, settings: {} }, 'gcf'));
+      const a = await settled(await gcf.invoke(fn, { runId: 'g' }));
+      assert.equal(a.status, 'application error', `${fn}: ${JSON.stringify(a.result)}`);
+      assert.match(String(a.result?.error), new RegExp(`^${fn}: missing parameter`));
+      assert.equal(a.result?.errorName, 'FunctionParamsError');
+    }
+  });
+
   test('a package that needs the repository does not start under the framework', async () => {
     const zip = zipSync({ 'index.js': strToU8(`require('fflate'); exports.fedkeeper_http = (req, res) => res.json({});`), 'package.json': strToU8('{"main":"index.js"}') });
     const file = path.join(stateDir, 'needs-repo.zip');
