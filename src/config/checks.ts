@@ -16,9 +16,10 @@ interface ClientCounts {
   ow_clients_count?: number | undefined;
   gcf_clients_count?: number | undefined;
   edge_clients_count?: number | undefined;
+  lambda_clients_count?: number | undefined;
 }
 
-const PLATFORM_COUNTS = ['local_clients_count', 'ow_clients_count', 'gcf_clients_count', 'edge_clients_count'] as const;
+const PLATFORM_COUNTS = ['local_clients_count', 'ow_clients_count', 'gcf_clients_count', 'lambda_clients_count', 'edge_clients_count'] as const;
 
 export function checkClients(c: ClientCounts): CheckIssue[] {
   const issues: CheckIssue[] = [];

@@ -29,6 +29,7 @@ const Providers = z.looseObject({
   local: clusterBlocks(LocalCluster),
   openwhisk: clusterBlocks(z.record(z.string(), z.unknown())),
   google: clusterBlocks(z.record(z.string(), z.unknown())),
+  lambda: clusterBlocks(z.record(z.string(), z.unknown())),
 });
 
 const ServerConfig = strict({
@@ -45,6 +46,7 @@ const ClientsInfo = strict({
   ow_clients_count: count(),
   gcf_clients_count: count(),
   local_clients_count: count(),
+  lambda_clients_count: count(),
   client_functions: withDefault(nameList(), ['fl_client']),
 }).superRefine((c, ctx) => {
   for (const i of checkClients(c)) ctx.addIssue({ code: 'custom', path: [...i.path], message: i.message });

@@ -20,6 +20,7 @@ export interface ProvidersConfig {
   /** Other platforms (openwhisk, google, aws …) are kept as given, for the providers that read them. */
   openwhisk: Record<string, Record<string, unknown>>;
   google: Record<string, Record<string, unknown>>;
+  lambda: Record<string, Record<string, unknown>>;
 }
 
 export interface ServerConfig {
@@ -36,6 +37,7 @@ export interface ClientsInfo {
   ow_clients_count?: number;
   gcf_clients_count?: number;
   local_clients_count?: number;
+  lambda_clients_count?: number;
   client_functions: string[];
 }
 

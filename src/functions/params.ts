@@ -35,7 +35,7 @@ export interface ClientParams extends CommonParams {
 
 /** The relay (fl_invoker_weights_update): a client's parameters plus where its function lives. */
 export interface RelayParams extends ClientParams {
-  target: { platform: 'local' | 'openwhisk' | 'google'; cluster: string; functionName: string; settings: Record<string, unknown> };
+  target: { platform: 'local' | 'openwhisk' | 'google' | 'lambda'; cluster: string; functionName: string; settings: Record<string, unknown> };
 }
 
 /**

@@ -23,6 +23,7 @@ import { RunDirectory } from '../telemetry/run-dir.js';
 import { BadInputError, RunFailedError } from './errors.js';
 import { backoffMs } from './backoff.js';
 import { PackageSet, packageCacheDir } from './packages.js';
+import { checkRelayedPayloads } from './payloads.js';
 import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
@@ -96,6 +97,7 @@ export class Keeper {
    * so that no half-deployed experiment is left behind.
    */
   async deploy(): Promise<string[]> {
+    this.checkPayloads(await preflight(this.cfg));
     if (this.cfg.scenarios.federated_learning.store.type === 'postgres') await (await openStore(this.storeSpec())).close();
     const progress = this.opts.onProgress ?? (() => {});
     const packages = new PackageSet(packageCacheDir(this.opts.stateDir), (a) => progress({ kind: 'packaged', functionName: a.functionName, target: a.target, size: a.size, sha256: a.sha256, reused: a.reused }));
@@ -104,6 +106,7 @@ export class Keeper {
       const c = this.plan.clusters.get(cluster)!;
       for (const s of specs) work.push({ cluster, spec: await packages.attach({ name: cluster, platform: c.platform, ...(c.maxPackageMb !== undefined ? { maxPackageMb: c.maxPackageMb } : {}) }, s) });
     }
+    for (const { cluster, spec } of work) this.provider(cluster).validate?.(spec);
     const existed = new Map<string, Set<string>>();
     for (const cluster of this.plan.specs.keys()) existed.set(cluster, new Set(await this.provider(cluster).list()));
     const created: { cluster: string; name: string }[] = [];
@@ -121,6 +124,14 @@ export class Keeper {
       throw e;
     }
     return done;
+  }
+
+  /** Relayed clients on a platform with payload limits must fit them (weights, data, update). */
+  private checkPayloads(pre: Preflight): void {
+    const relayed = [...this.plan.clusters.values()]
+      .filter((c) => c.storeAccess === 'relay' && this.plan.placement.includes(c.name))
+      .map((c) => ({ name: c.name, platform: c.platform, functionName: this.cfg.scenarios.federated_learning.clients_info.client_functions[0]! }));
+    checkRelayedPayloads(relayed, pre.model, pre.dataset, Math.max(0, ...pre.partitionSizes));
   }
 
   /** The packages the deployed functions run, as the platforms recorded them: "platform:cluster/function" → sha256. */
@@ -185,6 +196,7 @@ export class Keeper {
   async start(resumeDir?: string): Promise<RunSummary> {
     const fl = this.cfg.scenarios.federated_learning;
     const pre = await preflight(this.cfg);
+    this.checkPayloads(pre);
     await this.checkDeployed();
     const store = await openStore(this.storeSpec());
     let access: { spec: FunctionStoreSpec; close(): Promise<void> } | undefined;

@@ -81,7 +81,7 @@ export function configPackages(cfg: FedKeeperConfig, only: readonly string[] = [
     if (!functionCode(f)) throw new BadInputError(`-f ${f}: FedKeeper has no function of that name (it has: ${names.join(', ')}, nodeinfo)`);
   }
   const wanted = only.length ? [...only] : names.filter((n) => functionCode(n));
-  const platforms = (['local', 'openwhisk', 'google'] as const).filter((p) => Object.keys(cfg.providers[p] ?? {}).length > 0);
+  const platforms = (['local', 'openwhisk', 'google', 'lambda'] as const).filter((p) => Object.keys(cfg.providers[p] ?? {}).length > 0);
   const targets = [...new Set(platforms.map((p) => targetOfPlatform(p)!))];
   return targets.flatMap((target) => wanted.map((functionName) => ({ functionName, target })));
 }

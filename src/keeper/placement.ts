@@ -6,7 +6,7 @@
  */
 import { BadInputError } from './errors.js';
 
-export type ClientGroup = 'local' | 'ow' | 'gcf' | 'edge';
+export type ClientGroup = 'local' | 'ow' | 'gcf' | 'lambda' | 'edge';
 
 export interface ClusterSlot {
   name: string;
@@ -21,6 +21,7 @@ const COUNT_KEY: Record<ClientGroup, string> = {
   local: 'local_clients_count',
   ow: 'ow_clients_count',
   gcf: 'gcf_clients_count',
+  lambda: 'lambda_clients_count',
   edge: 'edge_clients_count',
 };
 
@@ -64,5 +65,5 @@ function spread(n: number, members: readonly ClusterSlot[], into: Map<string, nu
 }
 
 function describe(g: ClientGroup): string {
-  return { local: 'local', ow: 'OpenWhisk (non-edge)', gcf: 'Google Cloud Functions', edge: 'edge' }[g];
+  return { local: 'local', ow: 'OpenWhisk (non-edge)', gcf: 'Google Cloud Functions', lambda: 'AWS Lambda (non-edge)', edge: 'edge' }[g];
 }

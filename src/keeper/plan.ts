@@ -11,6 +11,7 @@ import { isUrl } from '../ml/datasets.js';
 import { localNativeAddon } from '../ml/native.js';
 import { createGoogleProvider } from '../providers/google.js';
 import { LocalProvider } from '../providers/local.js';
+import { LambdaProvider } from '../providers/lambda.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../providers/openwhisk.js';
 import type { FunctionSpec, Provider } from '../providers/types.js';
 import { BadInputError } from './errors.js';
@@ -25,7 +26,7 @@ const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb
 
 export interface ClusterPlan {
   name: string;
-  platform: 'local' | 'openwhisk' | 'google';
+  platform: 'local' | 'openwhisk' | 'google' | 'lambda';
   provider: Provider;
   group: ClientGroup;
   /** Runs on this machine (can open the SQLite store). */
@@ -114,6 +115,25 @@ function optionalMb(cluster: string, raw: Record<string, unknown>): { maxPackage
   return mb !== undefined ? { maxPackageMb: mb } : {};
 }
 
+/**
+ * A local Lambda platform's block: the region (default us-east-1) and the access key it checks SigV4 against —
+ * the config's, or a fixed local pair (a local platform guards nothing of value; a real account's keys never
+ * default).
+ */
+function localLambdaBlock(cluster: string, block: Record<string, unknown>): Record<string, unknown> {
+  const c = (block.credentials ?? {}) as Record<string, unknown>;
+  const id = (c.access_key_id ?? block.access_key_id ?? LOCAL_LAMBDA_KEY.id) as string;
+  const secret = (c.secret_access_key ?? block.secret_access_key ?? LOCAL_LAMBDA_KEY.secret) as string;
+  if (typeof id !== 'string' || typeof secret !== 'string' || !id || !secret) {
+    throw new BadInputError(`providers.lambda.${cluster}.credentials: expected access_key_id and secret_access_key strings`);
+  }
+  const { access_key_id: _a, secret_access_key: _s, session_token: _t, ...rest } = block;
+  return { ...rest, region: block.region ?? 'us-east-1', credentials: { access_key_id: id, secret_access_key: secret } };
+}
+
+/** The key pair of a local Lambda platform whose block names none. */
+export const LOCAL_LAMBDA_KEY = { id: 'AKIAFEDKEEPERLOCAL00', secret: 'fedkeeper-local-lambda-secret' } as const;
+
 export interface OpenClusters {
   clusters: Map<string, ClusterPlan>;
   close(): Promise<void>;
@@ -151,6 +171,26 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
     const port = Number(new URL(o.apiHost).port) || undefined;
     owLocal.push({ name, auth: o.apiKey, profile: local.profile ?? 'cloud', ...(port ? { port } : {}), ...(o.namespace !== '_' ? { namespace: o.namespace } : {}), ...(local.memory_mb !== undefined ? { memoryMb: Number(local.memory_mb) } : {}), ...(local.seed !== undefined ? { seed: Number(local.seed) } : { seed: fl.seed }) });
   }
+  // Lambda: clusters with a `local` block are a local Lambda platform in the same fabric process.
+  for (const [name, raw] of Object.entries(cfg.providers.lambda ?? {})) {
+    const local = raw.local as Record<string, unknown> | undefined;
+    if (!local) continue;
+    const block = localLambdaBlock(name, providerBlock(raw));
+    const port = block.endpoint ? Number(new URL(String(block.endpoint)).port) || undefined : undefined;
+    const creds = block.credentials as { access_key_id: string; secret_access_key: string };
+    owLocal.push({
+      kind: 'lambda',
+      name,
+      auth: '',
+      region: String(block.region),
+      accessKeyId: creds.access_key_id,
+      secretAccessKey: creds.secret_access_key,
+      profile: local.profile ?? 'cloud',
+      ...(port ? { port } : {}),
+      ...(local.memory_mb !== undefined ? { memoryMb: Number(local.memory_mb) } : {}),
+      ...(local.seed !== undefined ? { seed: Number(local.seed) } : { seed: fl.seed }),
+    } as LocalClusterRequest);
+  }
   let fabric: LaunchedFabric | undefined;
   if (owLocal.length) fabric = await launchLocalClusters(owLocal, { ...process.env, ...localPlatformEnv() });
 
@@ -183,6 +223,20 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
         onThisMachine,
         storeAccess: storeAccessOf(cfg, name, raw, onThisMachine),
         settings: { ...block, state_dir: gcfState },
+        ...optionalMb(name, raw),
+      });
+    }
+    for (const [name, raw] of Object.entries(cfg.providers.lambda ?? {})) {
+      const local = raw.local as Record<string, unknown> | undefined;
+      const block = local ? { ...localLambdaBlock(name, providerBlock(raw)), endpoint: fabric!.urls.get(name)! } : providerBlock(raw);
+      add({
+        name,
+        platform: 'lambda',
+        provider: new LambdaProvider({ cluster: name, settings: block }),
+        group: raw.edge === true || (local !== undefined && isEdgeProfile(local.profile)) ? 'edge' : 'lambda',
+        onThisMachine: local !== undefined,
+        storeAccess: storeAccessOf(cfg, name, raw, local !== undefined),
+        settings: block,
         ...optionalMb(name, raw),
       });
     }

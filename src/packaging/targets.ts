@@ -5,9 +5,13 @@
  */
 import { GCF_ENTRY_POINT } from '../functions/platform/gcf.js';
 
-export type PackageTarget = 'openwhisk' | 'gcf';
+export type PackageTarget = 'openwhisk' | 'gcf' | 'lambda';
 
-export const PACKAGE_TARGETS: readonly PackageTarget[] = ['openwhisk', 'gcf'];
+export const PACKAGE_TARGETS: readonly PackageTarget[] = ['openwhisk', 'gcf', 'lambda'];
+
+/** A Lambda package's handler (file.export) and runtime. */
+export const LAMBDA_HANDLER = 'index.handler';
+export const LAMBDA_RUNTIME = 'nodejs20.x';
 
 /** The functions-framework version Cloud Functions installs for a package (the one FedKeeper is tested against). */
 export const FUNCTIONS_FRAMEWORK_VERSION = '5.0.5';
@@ -59,6 +63,16 @@ export const TARGETS: Readonly<Record<PackageTarget, TargetSpec>> = {
     maxBytes: 100 * MB,
     limitName: "Google Cloud Functions' source upload limit (100 MB)",
   },
+  lambda: {
+    target: 'lambda',
+    description: 'AWS Lambda nodejs20.x zip (handler index.handler)',
+    wrapper: { file: 'platform/lambda.js', factory: 'lambdaHandler' },
+    exportName: 'handler',
+    packageJson: (fn, version) => ({ name: `fedkeeper-${fn.replaceAll('_', '-')}`, version, private: true, description: `FedKeeper function ${fn} (AWS Lambda, Node.js 20)`, main: 'index.js' }),
+    // Lambda's limit for a zip uploaded directly with CreateFunction/UpdateFunctionCode (250 MB unzipped).
+    maxBytes: 50 * MB,
+    limitName: "Lambda's direct upload limit (50 MB zipped)",
+  },
 };
 
 /** The package target a provider's platform deploys (the `local` provider runs OpenWhisk actions). */
@@ -69,6 +83,8 @@ export function targetOfPlatform(platform: string): PackageTarget | undefined {
       return 'openwhisk';
     case 'google':
       return 'gcf';
+    case 'lambda':
+      return 'lambda';
     default:
       return undefined;
   }

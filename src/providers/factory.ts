@@ -4,6 +4,7 @@
  * keeper's process): clients there read the store directly.
  */
 import { createGoogleProvider } from './google.js';
+import { LambdaProvider } from './lambda.js';
 import { OpenWhiskProvider, openWhiskOptions } from './openwhisk.js';
 import { ProviderError, type Provider } from './types.js';
 
@@ -11,6 +12,8 @@ export function providerFor(platform: string, cluster: string, settings: Record<
   switch (platform) {
     case 'openwhisk':
       return new OpenWhiskProvider(openWhiskOptions(cluster, settings));
+    case 'lambda':
+      return new LambdaProvider({ cluster, settings });
     case 'google': {
       const { state_dir, ...block } = settings;
       return createGoogleProvider({ cluster, settings: block, stateDir: String(state_dir ?? '.fedkeeper/google') });

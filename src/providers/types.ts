@@ -44,6 +44,8 @@ export interface Provider {
   /** Cluster name from the config. */
   readonly cluster: string;
 
+  /** Throws (exit 2) if the platform would refuse this function's settings; called before anything is deployed. */
+  validate?(spec: FunctionSpec): void;
   deploy(spec: FunctionSpec): Promise<void>;
   remove(name: string): Promise<void>;
   list(): Promise<string[]>;
