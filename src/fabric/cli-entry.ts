@@ -2,7 +2,8 @@
 /**
  * Runs a fabric in the foreground: `node dist/src/fabric/cli-entry.js '<json>'` (or `-`/nothing: the JSON on stdin,
  * which keeps keys out of the process list). The JSON is `{clusters: [...]}` or a list (see spec.ts). Prints one JSON
- * line `{"name","url","namespace"}` per cluster once all listen, then runs until SIGTERM/SIGINT and closes cleanly.
+ * line per cluster once all listen — `{"name","kind":"openwhisk","url","namespace"}` or
+ * `{"name","kind":"lambda","url","region"}` — then runs until SIGTERM/SIGINT and closes cleanly.
  * Exit codes: 0 after a signal, 2 bad description or busy port, 1 anything else.
  */
 import { FabricConfigError } from './errors.js';
@@ -24,7 +25,10 @@ async function main(): Promise<void> {
     throw new FabricConfigError(`fabric spec is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   const fabric = await startFabric(parseFabricSpec(data), process.env);
-  for (const c of fabric.clusters) process.stdout.write(`${JSON.stringify({ name: c.name, url: c.url, namespace: c.namespace })}\n`);
+  for (const c of fabric.clusters) {
+    const line = c.kind === 'lambda' ? { name: c.name, kind: c.kind, url: c.url, region: c.region } : { name: c.name, kind: c.kind, url: c.url, namespace: c.namespace };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

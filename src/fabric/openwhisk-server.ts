@@ -10,8 +10,8 @@
  *
  * `GET /api/v1/fedkeeper/faults` (authenticated, FedKeeper's own) answers the faults injected so far: FaultCounts.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ContainerPool } from '../runtime/container-pool.js';
 import type { ClusterProfile, InjectedFaults } from '../runtime/container-types.js';
 import { ActionStore, LIMIT_RANGES, MIN_MEMORY_MB } from './action-store.js';
@@ -19,6 +19,7 @@ import { ActivationStore } from './activation-store.js';
 import { ClusterAuth } from './auth.js';
 import { FabricConfigError } from './errors.js';
 import { Invoker } from './invoker.js';
+import { listen, scheduleOutages, stopListening, trackConnections } from './listener.js';
 import { checkOutages, type OutageWindow } from './profiles.js';
 import { handleRequest, type ApiContext } from './routes.js';
 
@@ -120,11 +121,7 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
 
   const server = createServer((req, res) => void handleRequest(ctx, req, res));
   server.keepAliveTimeout = 30_000;
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  const sockets = trackConnections(server);
   try {
     await listen(server, host, opts.port ?? 0);
   } catch (e) {
@@ -150,71 +147,6 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
         await pool.close();
       })()),
   };
-}
-
-/** server.close, cutting every connection (idle or not): resolves once the server is closed. */
-function stopListening(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  return closed;
-}
-
-const RELISTEN_RETRY_MS = 100;
-
-/**
- * Timers for the outage windows, relative to now. Transitions run one after the other; stop() cancels what has not
- * begun and waits for a transition under way (a relisten that keeps failing, e.g. the port was taken meanwhile, is
- * retried every RELISTEN_RETRY_MS until it succeeds or the server is closed).
- */
-function scheduleOutages(
-  server: Server,
-  host: string,
-  port: number,
-  windows: readonly OutageWindow[],
-  counts: { outages: number; outage_cut_connections: number },
-  sockets: Set<Socket>,
-  isClosing: () => boolean,
-): { stop(): Promise<void> } {
-  const timers: NodeJS.Timeout[] = [];
-  let chain = Promise.resolve();
-  const then = (step: () => Promise<void>) => {
-    chain = chain.then(() => (isClosing() ? undefined : step())).catch(() => {});
-  };
-  const down = async () => {
-    counts.outages++;
-    counts.outage_cut_connections += sockets.size;
-    await stopListening(server);
-  };
-  const up = async () => {
-    while (!isClosing()) {
-      try {
-        await listen(server, host, port);
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, RELISTEN_RETRY_MS));
-      }
-    }
-  };
-  for (const w of windows) {
-    timers.push(setTimeout(() => then(down), w.startMs));
-    timers.push(setTimeout(() => then(up), w.startMs + w.durationMs));
-  }
-  return {
-    stop: async () => {
-      for (const t of timers) clearTimeout(t);
-      await chain;
-    },
-  };
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** `GET /api/v1`, shaped like OpenWhisk's (limits in bytes and milliseconds). */

@@ -1,12 +1,16 @@
 /**
- * The description of a fabric: its clusters (name, profile, key, port …). `parseFabricSpec` checks one given as
- * JSON/YAML data — `{clusters: [...]}` or a bare list — and says in one line what to fix.
+ * The description of a fabric: its clusters (kind, name, profile, key, port …). `parseFabricSpec` checks one given
+ * as JSON/YAML data — `{clusters: [...]}` or a bare list — and says in one line what to fix. A cluster is a local
+ * OpenWhisk cluster (`kind: openwhisk`, the default) or a local AWS Lambda platform (`kind: lambda`).
  */
 import { z } from 'zod';
 import { FabricConfigError } from './errors.js';
 import { CLUSTER_PROFILES, resolveProfile, type ProfileSpec } from './profiles.js';
 
-export interface FabricClusterSpec {
+export type FabricClusterSpec = OpenWhiskClusterSpec | LambdaClusterSpec;
+
+export interface OpenWhiskClusterSpec {
+  kind?: 'openwhisk';
   /** Unique in the fabric; letters, digits, `_ . -`. */
   name: string;
   /**
@@ -30,26 +34,55 @@ export interface FabricClusterSpec {
   namespace?: string;
 }
 
+/** A local AWS Lambda platform, reached with `@aws-sdk/client-lambda` (endpoint = its URL, this region and key). */
+export interface LambdaClusterSpec {
+  kind: 'lambda';
+  /** Unique in the fabric; letters, digits, `_ . -`. */
+  name: string;
+  /** Requests must be signed for it; default us-east-1. */
+  region?: string;
+  /** The key requests must be signed with (SigV4). */
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** As an OpenWhisk cluster's: `cloud` (default), `edge`, or overrides with faults (see profiles.ts). */
+  profile?: ProfileSpec;
+  /** Default 0: a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Overrides the profile's memory: bounds the execution environments alive at once. */
+  memoryMb?: number;
+  seed?: number;
+  /** The account's concurrent executions; default 1000. Over it (or a function's reserved concurrency) → 429. */
+  concurrency?: number;
+  /** How long a new function stays Pending and an update InProgress, ms; default 0. */
+  settleMs?: number;
+}
+
 const profileNames = Object.keys(CLUSTER_PROFILES) as [keyof typeof CLUSTER_PROFILES, ...(keyof typeof CLUSTER_PROFILES)[]];
 const ProfileNameSchema = z.enum(profileNames);
 
+const NameSchema = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only');
+const ProfileSchema = z
+  .union([
+    ProfileNameSchema,
+    z.strictObject({
+      base: ProfileNameSchema.optional(),
+      coldStartDelayMs: z.number().min(0).optional(),
+      speedFactor: z.number().min(1).optional(),
+      failureProbability: z.number().min(0).max(1).optional(),
+      errorProbability: z.number().min(0).max(1).optional(),
+      timeoutProbability: z.number().min(0).max(1).optional(),
+      memoryMb: z.number().int().min(128).optional(),
+      outages: z.array(z.strictObject({ startMs: z.number().min(0), durationMs: z.number().positive() })).optional(),
+    }),
+  ])
+  .optional();
+
 export const ClusterSpecSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
-  profile: z
-    .union([
-      ProfileNameSchema,
-      z.strictObject({
-        base: ProfileNameSchema.optional(),
-        coldStartDelayMs: z.number().min(0).optional(),
-        speedFactor: z.number().min(1).optional(),
-        failureProbability: z.number().min(0).max(1).optional(),
-        errorProbability: z.number().min(0).max(1).optional(),
-        timeoutProbability: z.number().min(0).max(1).optional(),
-        memoryMb: z.number().int().min(128).optional(),
-        outages: z.array(z.strictObject({ startMs: z.number().min(0), durationMs: z.number().positive() })).optional(),
-      }),
-    ])
-    .optional(),
+  kind: z.literal('openwhisk').optional(),
+  name: NameSchema,
+  profile: ProfileSchema,
   auth: z.string().regex(/^[^:\s]+:[^\s]+$/, 'expected "uuid:key"'),
   port: z.number().int().min(0).max(65535).optional(),
   host: z.string().min(1).optional(),
@@ -59,10 +92,25 @@ export const ClusterSpecSchema = z.strictObject({
   namespace: z.string().regex(/^[\w@.-]+$/).optional(),
 });
 
-export const FabricSpecSchema = z.union([
-  z.strictObject({ clusters: z.array(ClusterSpecSchema).min(1) }),
-  z.array(ClusterSpecSchema).min(1),
-]);
+export const LambdaClusterSpecSchema = z.strictObject({
+  kind: z.literal('lambda'),
+  name: NameSchema,
+  region: z.string().regex(/^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-\d{1,2}$/, 'an AWS region such as us-east-1').optional(),
+  accessKeyId: z.string().regex(/^[A-Za-z0-9]{1,128}$/, '1–128 letters and digits'),
+  secretAccessKey: z.string().regex(/^\S{1,128}$/, '1–128 characters, no spaces'),
+  profile: ProfileSchema,
+  port: z.number().int().min(0).max(65535).optional(),
+  host: z.string().min(1).optional(),
+  memoryMb: z.number().int().min(128).optional(),
+  seed: z.number().int().optional(),
+  concurrency: z.number().int().min(1).optional(),
+  settleMs: z.number().int().min(0).optional(),
+});
+
+/** The outer shape; each cluster is checked against its kind's schema (see parseFabricSpec). */
+export const FabricSpecSchema = z.union([z.strictObject({ clusters: z.array(z.unknown()).min(1) }), z.array(z.unknown()).min(1)]);
+
+const KINDS = { openwhisk: ClusterSpecSchema, lambda: LambdaClusterSpecSchema } as const;
 
 export function parseFabricSpec(data: unknown): FabricClusterSpec[] {
   const r = FabricSpecSchema.safeParse(data);
@@ -71,10 +119,20 @@ export function parseFabricSpec(data: unknown): FabricClusterSpec[] {
     const where = i.path.length > 0 ? i.path.join('.') : '(top level)';
     throw new FabricConfigError(`fabric spec: ${where}: ${i.message}`);
   }
-  const clusters = (Array.isArray(r.data) ? r.data : r.data.clusters) as FabricClusterSpec[];
+  // What to fix is said against the cluster's own kind, not as a union's "Invalid input".
+  const where = Array.isArray(r.data) ? '' : 'clusters.';
+  const clusters = (Array.isArray(r.data) ? r.data : r.data.clusters).map((c, idx) => {
+    const kind = (c as { kind?: unknown } | null)?.kind ?? 'openwhisk';
+    if (kind !== 'openwhisk' && kind !== 'lambda') throw new FabricConfigError(`fabric spec: ${where}${idx}.kind: expected "openwhisk" or "lambda", got ${JSON.stringify(kind)}`);
+    const parsed = KINDS[kind].safeParse(c);
+    if (!parsed.success) {
+      const i = deepestIssue(parsed.error.issues[0]!, [idx]);
+      throw new FabricConfigError(`fabric spec: ${where}${i.path.join('.')}: ${i.message}`);
+    }
+    return parsed.data as FabricClusterSpec;
+  });
   checkUniqueNames(clusters);
   // What the schema cannot say field by field: the probabilities' sum, overlapping outages.
-  const where = Array.isArray(r.data) ? '' : 'clusters.';
   clusters.forEach((c, i) => {
     try {
       resolveProfile(c.profile ?? 'cloud', c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {});

@@ -181,7 +181,6 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
     owLocal.push({
       kind: 'lambda',
       name,
-      auth: '',
       region: String(block.region),
       accessKeyId: creds.access_key_id,
       secretAccessKey: creds.secret_access_key,
@@ -189,7 +188,7 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
       ...(port ? { port } : {}),
       ...(local.memory_mb !== undefined ? { memoryMb: Number(local.memory_mb) } : {}),
       ...(local.seed !== undefined ? { seed: Number(local.seed) } : { seed: fl.seed }),
-    } as LocalClusterRequest);
+    });
   }
   let fabric: LaunchedFabric | undefined;
   if (owLocal.length) fabric = await launchLocalClusters(owLocal, { ...process.env, ...localPlatformEnv() });
@@ -275,6 +274,7 @@ export async function buildPlan(cfg: FedKeeperConfig, stateDir: string): Promise
       ...(ci.local_clients_count !== undefined ? { local: ci.local_clients_count } : {}),
       ...(ci.ow_clients_count !== undefined ? { ow: ci.ow_clients_count } : {}),
       ...(ci.gcf_clients_count !== undefined ? { gcf: ci.gcf_clients_count } : {}),
+      ...(ci.lambda_clients_count !== undefined ? { lambda: ci.lambda_clients_count } : {}),
       ...(ci.edge_clients_count !== undefined ? { edge: ci.edge_clients_count } : {}),
     });
 

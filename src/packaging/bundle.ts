@@ -41,9 +41,9 @@ function entrySource(functionName: string, target: PackageTarget): string {
   const dir = functionsDir();
   const s = JSON.stringify;
   return [
-    `import { ${code.exportName} as handler } from ${s(path.join(dir, code.file))};`,
+    `import { ${code.exportName} as fedkeeperFunction } from ${s(path.join(dir, code.file))};`,
     `import { ${t.wrapper.factory} } from ${s(path.join(dir, t.wrapper.file))};`,
-    `export const ${t.exportName} = ${t.wrapper.factory}(${s(functionName)}, handler);`,
+    `export const ${t.exportName} = ${t.wrapper.factory}(${s(functionName)}, fedkeeperFunction);`,
     '',
   ].join('\n');
 }

@@ -105,9 +105,11 @@ export class GoogleCloudProvider implements Provider {
 
   private apiError(what: string, e: unknown): ProviderError {
     if (e instanceof ProviderError) return e;
-    const err = e as { code?: unknown; httpStatusCode?: unknown; message?: unknown };
+    const err = e as { code?: unknown; httpStatusCode?: unknown; status?: unknown; response?: { status?: unknown }; message?: unknown };
     const message = oneLine(String(err.message ?? e));
-    const http = typeof err.httpStatusCode === 'number' ? err.httpStatusCode : undefined;
+    // google-gax reports an HTTP status as `httpStatusCode`; an error of the auth client's fetch (gaxios-style:
+    // `status`, `response.status`) reaches us unchanged with google-gax 5.
+    const http = [err.httpStatusCode, err.status, err.response?.status].find((v): v is number => typeof v === 'number');
     if (err.code === UNAUTHENTICATED || err.code === PERMISSION_DENIED || http === 401 || http === 403) {
       const kind = err.code === PERMISSION_DENIED || http === 403 ? 'permission denied' : 'credentials refused';
       return this.fail(`${what}: ${kind} by the Cloud Functions API (${message}); check credentials and project_id`, 2);

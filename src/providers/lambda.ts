@@ -70,6 +70,8 @@ export class LambdaProvider implements Provider {
     this.cluster = opts.cluster;
     this.settings = parseLambdaCluster(opts.cluster, opts.settings);
     const s = this.settings;
+    // The pinned SDK supports Node.js 20; its notice about releases after January 2027 would print on every command.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const secure = !s.endpoint || s.endpoint.startsWith('https:');
     // Up to a few hundred invocations are held open at once: one socket each.
     this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 512, rejectUnauthorized: !s.insecure }) : new http.Agent({ keepAlive: true, maxSockets: 512 });

@@ -1,14 +1,16 @@
 /**
- * ContainerPool: runs actions in containers (action-runtime processes) as an OpenWhisk invoker does. One
- * implementation for the `local` provider and the local platforms of fabric/.
+ * ContainerPool: runs actions in containers as an OpenWhisk invoker does. One implementation for the `local`
+ * provider and the local platforms of fabric/, whatever the kind of container (container-kind.ts): OpenWhisk action
+ * containers by default, Lambda execution environments for the local Lambda platform.
  *
  *  - A run takes a warm container of the same action name + version with a free concurrency slot; else starts a
  *    new one if the memory bound allows (evicting idle containers, least recently used first, to make room); else
  *    waits in a FIFO queue. At most maxActive runs are in flight across the pool (CPU-bound work must not
- *    oversubscribe the cores).
- *  - A run past limits.timeoutMs (from the start of /run) gets its container SIGKILLed: 'timed out'. A crash, a
- *    broken connection or a non-200 answer is a 'developer error', and that container is never reused. A result
- *    with an `error` field is an 'application error'.
+ *    oversubscribe the cores). `tryRun` never waits: it places the run at once or refuses it (Lambda throttles
+ *    rather than queueing).
+ *  - A run past limits.timeoutMs (from the start of the run) gets its container SIGKILLed: 'timed out'. A crash, a
+ *    broken connection or an unusable answer is a 'developer error', and that container is never reused. A result
+ *    the kind calls an application error (OpenWhisk: an `error` field; Lambda: a function error) is one.
  *  - The profile makes one pool behave like a given cluster: coldStartDelayMs, speedFactor, and injected faults
  *    (failureProbability: the container crashes; errorProbability: an application error; timeoutProbability: the
  *    activation outlives its time limit — see ClusterProfile). Each activation gets one uniform draw from a PRNG
@@ -19,21 +21,30 @@
  */
 import http from 'node:http';
 import { createRng } from '../fl/rng.js';
-import type { RunBody } from './action-contract.js';
-import { Container, ContainerFault, PayloadError, describeExit } from './container.js';
+import type { ImageMap } from './action-code.js';
+import { openWhiskKind, type ActionParams } from './container.js';
+import { ContainerFault, PayloadError, type ContainerFactory, type ContainerKind, type PoolContainer, type RunRequest } from './container-kind.js';
 import type { ClusterProfile, ContainerAction, ContainerOutcome, ContainerRunResult, InjectedFault, InjectedFaults, RunMeta } from './container-types.js';
-import { resolveCode, runtimeEnv, type ActionCode, type ImageMap } from './action-code.js';
 
-export interface ContainerPoolOptions {
+/**
+ * A: the actions the pool runs; I: an activation's input. The defaults are OpenWhisk's (actions with parameters);
+ * another kind needs its `kind` option.
+ */
+export interface ContainerPoolOptions<A extends ContainerAction = ContainerAction, I = ActionParams> {
   /** The sum of live containers' limits.memoryMb never exceeds this (Infinity allowed). */
   memoryMb: number;
   /** Activations running at once across the pool (default Infinity); more wait in a FIFO queue. */
   maxActive?: number;
   profile?: Partial<ClusterProfile>;
-  /** Base environment of every runtime process (on top of a minimal PATH/HOME/TMPDIR/locale set). */
+  /**
+   * Base environment of every runtime process, on top of what its kind gives it (OpenWhisk containers: a minimal
+   * PATH/HOME/TMPDIR/locale set; Lambda environments: Lambda's variables and the function's).
+   */
   env?: Record<string, string>;
-  /** Blackbox image → the action it runs locally. */
+  /** Blackbox image → the action it runs locally (OpenWhisk containers, the default kind). */
   images?: ImageMap;
+  /** The kind of container; default OpenWhisk action containers (with `images`). */
+  kind?: ContainerKind<A, I>;
   /** Idle containers are stopped after this (default 10 min). */
   idleTimeoutMs?: number;
   /** Seeds the fault draws (reproducible). */
@@ -50,30 +61,31 @@ export interface ContainerPoolStats {
   memoryUsedMb: number;
 }
 
-interface Job {
-  action: ContainerAction;
-  code: ActionCode;
-  params: Record<string, unknown>;
+interface Job<A extends ContainerAction, I> {
+  action: A;
+  create: ContainerFactory<I>;
+  input: I;
   meta: RunMeta;
   submitted: number;
-  /** Drawn at submission. */
+  /** Drawn at submission (run) or once placed (tryRun). */
   fault: InjectedFault | undefined;
   resolve: (r: ContainerRunResult) => void;
 }
 
 type Ending =
-  | { kind: 'answer'; status: number; body: Record<string, unknown> }
+  | { kind: 'answer'; status: Exclude<ContainerOutcome, 'timed out'>; result: Record<string, unknown>; payload?: string }
   | { kind: 'timeout' }
-  | { kind: 'fault'; message: string }
+  | { kind: 'fault'; answer: { result: Record<string, unknown>; payload?: string } }
   /** Nothing was sent: the container is unharmed. */
   | { kind: 'refused'; message: string };
 
 const keyOf = (a: ContainerAction) => `${a.name}@${a.version}`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export class ContainerPool {
-  private readonly containers: Container[] = [];
-  private readonly queue: Job[] = [];
+export class ContainerPool<A extends ContainerAction = ContainerAction, I = ActionParams> {
+  private readonly containers: PoolContainer<I>[] = [];
+  private readonly queue: Job<A, I>[] = [];
+  private readonly kind: ContainerKind<A, I>;
   private readonly agent = new http.Agent({ keepAlive: true });
   private readonly profile: Required<ClusterProfile>;
   private readonly seed: number;
@@ -83,7 +95,7 @@ export class ContainerPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly opts: ContainerPoolOptions) {
+  constructor(private readonly opts: ContainerPoolOptions<A, I>) {
     if (!(opts.memoryMb > 0)) throw new RangeError(`container pool memoryMb must be > 0, got ${opts.memoryMb}`);
     const maxActive = opts.maxActive ?? Infinity;
     if (!(maxActive >= 1)) throw new RangeError(`container pool maxActive must be ≥ 1, got ${maxActive}`);
@@ -99,6 +111,8 @@ export class ContainerPool {
     if (!(p.coldStartDelayMs >= 0)) throw new RangeError(`profile coldStartDelayMs must be ≥ 0, got ${p.coldStartDelayMs}`);
     this.label = opts.label ?? 'container pool';
     this.seed = opts.seed ?? 0;
+    // The OpenWhisk kind runs any ContainerAction with parameters: the default for the default type arguments.
+    this.kind = opts.kind ?? (openWhiskKind(opts.images ?? {}) as unknown as ContainerKind<A, I>);
   }
 
   /** The faults injected so far (a copy). */
@@ -106,19 +120,46 @@ export class ContainerPool {
     return { ...this.injected };
   }
 
-  run(action: ContainerAction, params: Record<string, unknown>, meta: RunMeta): Promise<ContainerRunResult> {
+  run(action: A, input: I, meta: RunMeta): Promise<ContainerRunResult> {
     const submitted = Date.now();
+    const create = this.prepare(action, submitted);
+    if (typeof create !== 'function') return create;
+    const fault = this.drawFault(action);
+    return new Promise((resolve) => {
+      this.queue.push({ action, create, input, meta, submitted, fault, resolve });
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Runs at once, or not at all: undefined (nothing started, no fault drawn) when the run would have to wait — for a
+   * container's slot, for memory, for maxActive, or behind queued runs. A run that can never run (pool closed, the
+   * action cannot be prepared or is bigger than the pool) is answered as by run().
+   */
+  tryRun(action: A, input: I, meta: RunMeta): Promise<ContainerRunResult> | undefined {
+    const submitted = Date.now();
+    const create = this.prepare(action, submitted);
+    if (typeof create !== 'function') return create;
+    if (this.queue.length > 0 || this.active >= (this.opts.maxActive ?? Infinity)) return undefined;
+    let resolve!: (r: ContainerRunResult) => void;
+    const done = new Promise<ContainerRunResult>((r) => (resolve = r));
+    const job: Job<A, I> = { action, create, input, meta, submitted, fault: undefined, resolve };
+    const place = this.placement(job, false);
+    if (place === undefined) return undefined;
+    job.fault = this.drawFault(action);
+    this.assign(job, place.container, place.cold);
+    return done;
+  }
+
+  /** The factory of containers for action, or the answer of a run that cannot happen. */
+  private prepare(action: A, submitted: number): ContainerFactory<I> | Promise<ContainerRunResult> {
     if (this.closed) return Promise.resolve(failed(`${this.label}: the container pool is closed`, submitted));
-    const code = resolveCode(action, this.opts.images ?? {}, this.label);
-    if (typeof code === 'string') return Promise.resolve(failed(code, submitted));
+    const create = this.kind.prepare(action, this.label);
+    if (typeof create === 'string') return Promise.resolve(failed(create, submitted));
     if (action.limits.memoryMb > this.opts.memoryMb) {
       return Promise.resolve(failed(`${this.label}: action ${action.name} needs ${action.limits.memoryMb} MB, more than the ${this.opts.memoryMb} MB of the whole pool`, submitted));
     }
-    const fault = this.drawFault(action);
-    return new Promise((resolve) => {
-      this.queue.push({ action, code, params, meta, submitted, fault, resolve });
-      this.dispatch();
-    });
+    return create;
   }
 
   stats(): ContainerPoolStats {
@@ -143,7 +184,7 @@ export class ContainerPool {
   }
 
   /** The fault of the next activation: one uniform draw from its own stream (seed, label, sequence number). */
-  private drawFault(action: ContainerAction): InjectedFault | undefined {
+  private drawFault(action: A): InjectedFault | undefined {
     const seq = this.injected.activations++;
     const p = this.profile;
     if (p.failureProbability === 0 && p.errorProbability === 0 && p.timeoutProbability === 0) return undefined;
@@ -170,19 +211,24 @@ export class ContainerPool {
     let blocked = false;
     for (let i = 0; i < this.queue.length && this.active < maxActive; ) {
       const job = this.queue[i]!;
-      const key = keyOf(job.action);
-      const warm = this.containers.find((c) => c.alive && c.key === key && c.active < c.concurrency);
-      if (warm) {
+      const place = this.placement(job, blocked);
+      if (place) {
         this.queue.splice(i, 1);
-        this.assign(job, warm, false);
-      } else if (!blocked && this.makeRoom(job.action.limits.memoryMb)) {
-        this.queue.splice(i, 1);
-        this.assign(job, this.start(job), true);
+        this.assign(job, place.container, place.cold);
       } else {
         blocked = true;
         i++;
       }
     }
+  }
+
+  /** A warm container with a free slot, else a new one if memory allows (and no cold start is blocked), else none. */
+  private placement(job: Job<A, I>, coldBlocked: boolean): { container: PoolContainer<I>; cold: boolean } | undefined {
+    const key = keyOf(job.action);
+    const warm = this.containers.find((c) => c.alive && c.key === key && c.active < c.concurrency);
+    if (warm) return { container: warm, cold: false };
+    if (!coldBlocked && this.makeRoom(job.action.limits.memoryMb)) return { container: this.start(job), cold: true };
+    return undefined;
   }
 
   /** True if `need` MB fit, after evicting idle containers (LRU first) if that is enough; evicts nothing otherwise. */
@@ -199,32 +245,29 @@ export class ContainerPool {
     return true;
   }
 
-  private remove(c: Container): void {
+  private remove(c: PoolContainer<I>): void {
     c.kill();
     const i = this.containers.indexOf(c);
     if (i >= 0) this.containers.splice(i, 1);
   }
 
-  /** A new container for job's action: fork, wait for its port, the profile's cold-start delay, then /init. */
-  private start(job: Job): Container {
-    const { action, code } = job;
-    const c = new Container({
+  /** A new container for job's action: its process starting, then the profile's cold-start delay, then its init. */
+  private start(job: Job<A, I>): PoolContainer<I> {
+    const { action } = job;
+    const c = job.create({
       id: `${this.label.replace(/\W+/g, '-')}-${this.nextId++}`,
       key: keyOf(action),
-      memoryMb: action.limits.memoryMb,
-      concurrency: Math.max(1, Math.floor(action.limits.concurrency)),
-      env: runtimeEnv(this.opts.env),
+      env: this.opts.env ?? {},
       agent: this.agent,
       faultInjection: this.profile.errorProbability > 0 || this.profile.timeoutProbability > 0,
+      label: this.label,
     });
     this.containers.push(c);
     c.ready = (async () => {
       await c.started();
       const t0 = Date.now();
       if (this.profile.coldStartDelayMs > 0) await sleep(this.profile.coldStartDelayMs);
-      const body = { value: { name: action.name, main: code.main, code: code.code, binary: code.binary, env: action.env ?? {} } };
-      const r = await c.init(body, action.limits.timeoutMs);
-      if (r.status !== 200) throw new ContainerFault(String(r.body.error ?? `/init answered HTTP ${r.status}`));
+      await c.init(action.limits.timeoutMs, job.meta);
       c.markReady();
       return Date.now() - t0;
     })();
@@ -236,7 +279,7 @@ export class ContainerPool {
     return c;
   }
 
-  private assign(job: Job, c: Container, cold: boolean): void {
+  private assign(job: Job<A, I>, c: PoolContainer<I>, cold: boolean): void {
     this.active++;
     c.active++;
     clearTimeout(c.idleTimer);
@@ -250,7 +293,7 @@ export class ContainerPool {
     });
   }
 
-  private scheduleIdleStop(c: Container): void {
+  private scheduleIdleStop(c: PoolContainer<I>): void {
     const ms = this.opts.idleTimeoutMs ?? 10 * 60_000;
     if (!Number.isFinite(ms)) return;
     c.idleTimer = setTimeout(() => {
@@ -262,7 +305,7 @@ export class ContainerPool {
     c.idleTimer.unref(); // an idle container must not keep the process alive on its own
   }
 
-  private async execute(job: Job, c: Container, cold: boolean): Promise<ContainerRunResult> {
+  private async execute(job: Job<A, I>, c: PoolContainer<I>, cold: boolean): Promise<ContainerRunResult> {
     const base = { coldStart: cold, containerId: c.id, initTimeMs: 0 };
     try {
       const initMs = await c.ready;
@@ -271,49 +314,46 @@ export class ContainerPool {
       const now = Date.now();
       const message = e instanceof ContainerFault ? e.message : String(e);
       const logs = await c.logs.last();
-      return { ...base, status: 'developer error', result: { error: this.closed ? `${this.label}: the container pool was closed` : message }, startTime: now, endTime: now, waitTimeMs: now - job.submitted, logs };
+      const answer = this.closed ? { result: { error: `${this.label}: the container pool was closed` } } : e instanceof ContainerFault && e.answer ? e.answer : { result: { error: message } };
+      return { ...base, status: 'developer error', ...answer, startTime: now, endTime: now, waitTimeMs: now - job.submitted, logs };
     }
     const doomed = job.fault === 'crash';
     if (job.fault) this.injected[job.fault]++; // the container is ready: the fault is on its way
     const startTime = Date.now();
     const timeoutMs = job.action.limits.timeoutMs;
-    const body: RunBody = {
-      value: job.params,
-      namespace: job.meta.namespace,
-      action_name: job.meta.actionName,
-      activation_id: job.meta.activationId,
-      transaction_id: job.meta.transactionId ?? job.meta.activationId,
-      deadline: String(startTime + timeoutMs),
-      ...(job.meta.apiKey ? { api_key: job.meta.apiKey } : {}),
-      ...(job.fault === 'error' || job.fault === 'timeout' ? { fedkeeper_fault: job.fault } : {}),
+    const request: RunRequest<I> = {
+      input: job.input,
+      meta: job.meta,
+      deadline: startTime + timeoutMs,
+      ...(job.fault === 'error' || job.fault === 'timeout' ? { fault: job.fault } : {}),
     };
-    const ending = await this.runWithLimits(c, body, timeoutMs, doomed);
+    const ending = await this.runWithLimits(c, request, timeoutMs, doomed);
     const endTime = Date.now();
     const timing = { startTime, endTime, waitTimeMs: startTime - job.submitted };
+    if (ending.kind === 'refused') return { ...base, ...timing, status: 'developer error', result: { error: ending.message }, logs: [] };
     let status: ContainerOutcome;
-    let result: Record<string, unknown>;
-    if (ending.kind === 'answer' && ending.status === 200) {
-      status = 'error' in ending.body ? 'application error' : 'success';
-      result = ending.body;
-    } else if (ending.kind === 'refused') {
-      return { ...base, ...timing, status: 'developer error', result: { error: ending.message }, logs: [] };
+    let answer: { result: Record<string, unknown>; payload?: string };
+    if (ending.kind === 'answer') {
+      status = ending.status;
+      answer = ending.payload !== undefined ? { result: ending.result, payload: ending.payload } : { result: ending.result };
+      if (status === 'developer error') c.kill(); // a container that answered a developer error is never reused
     } else {
-      c.kill(); // a container that timed out, crashed or answered a developer error is never reused
+      c.kill(); // a container that timed out or crashed is never reused
       if (ending.kind === 'timeout') {
         status = 'timed out';
-        result = { error: `The action exceeded its time limit of ${timeoutMs} milliseconds.` };
+        answer = c.timedOut(request, timeoutMs);
       } else {
         status = 'developer error';
-        const error = ending.kind === 'fault' ? ending.message : String(ending.body.error ?? `the action's runtime answered HTTP ${ending.status}`);
-        result = { error: this.closed ? `${this.label}: the container pool was closed while the activation ran` : error };
+        answer = this.closed ? { result: { error: `${this.label}: the container pool was closed while the activation ran` } } : ending.answer;
       }
     }
     const logs = status === 'timed out' || ending.kind === 'fault' ? await c.logs.last() : await c.logs.next();
-    return { ...base, ...timing, status, result, logs };
+    const memoryUsedMb = c.peakMemoryMb?.();
+    return { ...base, ...timing, status, ...answer, logs, ...(memoryUsedMb !== undefined ? { memoryUsedMb } : {}) };
   }
 
-  /** /run under the time limit, the simulated slowness, and the injected crash. */
-  private runWithLimits(c: Container, body: RunBody, timeoutMs: number, doomed: boolean): Promise<Ending> {
+  /** The run under the time limit, the simulated slowness, and the injected crash. */
+  private runWithLimits(c: PoolContainer<I>, request: RunRequest<I>, timeoutMs: number, doomed: boolean): Promise<Ending> {
     return new Promise((resolve) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -331,13 +371,12 @@ export class ContainerPool {
       }
       const crashed = async (why: string) => {
         const exit = await c.exitInfo(1000);
-        const how = exit ? `exited unexpectedly (${describeExit(exit)})` : `failed: ${why}`;
-        const injected = doomed ? ` (crash injected by the cluster profile, failureProbability ${this.profile.failureProbability})` : '';
-        settle({ kind: 'fault', message: `The action's runtime ${how} while running the activation${injected}.` });
+        const note = doomed ? ` (crash injected by the cluster profile, failureProbability ${this.profile.failureProbability})` : '';
+        settle({ kind: 'fault', answer: c.crashed(request, exit, why, note) });
       };
       const t0 = Date.now();
       // An injected failure is a real crash: the runtime is SIGKILLed once the activation is on its way to it.
-      c.run(body, doomed ? () => c.kill() : undefined).then(
+      c.run(request, doomed ? () => c.kill() : undefined).then(
         async (answer) => {
           if (doomed) return crashed('killed');
           // speedFactor: simulated slowness of the host, not CPU throttling — the container is held and the answer

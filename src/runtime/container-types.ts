@@ -1,8 +1,8 @@
 /**
  * The container model shared by the `local` provider and the local platforms of fabric/: an action's code runs in
- * runtime processes ("containers") that speak the OpenWhisk action-runtime contract over HTTP on 127.0.0.1
- * (`POST /init` once, `POST /run` per activation). A ContainerPool starts, reuses (warm), bounds (by memory) and
- * kills them.
+ * runtime processes ("containers"). A ContainerPool starts, reuses (warm), bounds (by memory) and kills them; the
+ * kind of container (container-kind.ts) says how its runtime is spoken to: the OpenWhisk action-runtime contract
+ * over HTTP on 127.0.0.1 (`POST /init` once, `POST /run` per activation; the default), or Lambda's Runtime API.
  */
 
 export interface ActionExec {
@@ -59,6 +59,13 @@ export interface ContainerRunResult {
   coldStart: boolean;
   containerId: string;
   logs: string[];
+  /**
+   * The answer as JSON text, for kinds whose answers are any JSON document (a Lambda function's response, or its
+   * error document); `result` then holds it when it is a JSON object. Absent for OpenWhisk containers.
+   */
+  payload?: string;
+  /** Peak memory of the container's runtime process so far, MB, where the platform can tell (Lambda's REPORT). */
+  memoryUsedMb?: number;
 }
 
 /** A local cluster's character: lets one fabric mix a fast "cloud" and a slow "edge" cluster. */

@@ -1,6 +1,7 @@
 /**
- * One container: a forked action-runtime process, its port, its logs, and the HTTP calls of the action-runtime
- * contract. It knows nothing about scheduling (that is container-pool.ts); it reports faults as typed errors.
+ * One OpenWhisk container: a forked action-runtime process, its port, its logs, and the HTTP calls of the
+ * action-runtime contract (`POST /init` once, `POST /run` per activation). It knows nothing about scheduling (that is
+ * container-pool.ts); it reports faults as typed errors (container-kind.ts). `openWhiskKind` makes them for the pool.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,29 +10,54 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FAULT_INJECTION_FLAG, type InitBody, type ListeningMessage, type RunBody } from './action-contract.js';
+import { resolveCode, runtimeEnv, type ImageMap } from './action-code.js';
 import { ActivationLogs } from './activation-logs.js';
+import {
+  ContainerFault,
+  PayloadError,
+  type ContainerKind,
+  type ContainerSetup,
+  type ExitInfo,
+  type PoolContainer,
+  type RunAnswer,
+  type RunRequest,
+  type UnansweredResult,
+} from './container-kind.js';
+import type { ContainerAction, RunMeta } from './container-types.js';
+
+export { ContainerFault, PayloadError, type ExitInfo } from './container-kind.js';
 
 const RUNTIME_ENTRY = fileURLToPath(new URL('./action-runtime.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
-/** The container could not do what was asked: it did not start, the connection broke, or it answered non-JSON. */
-export class ContainerFault extends Error {
-  override name = 'ContainerFault';
-}
-
-/** The request itself cannot be sent (its payload is not JSON): nothing reached the container. */
-export class PayloadError extends Error {
-  override name = 'PayloadError';
-}
-
-export interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+/** An OpenWhisk activation's input: its parameters. */
+export type ActionParams = Record<string, unknown>;
 
 export interface HttpAnswer {
   status: number;
   body: Record<string, unknown>;
+}
+
+/** OpenWhisk containers for nodejs and blackbox actions (blackbox images mapped to local runtimes by `images`). */
+export function openWhiskKind(images: ImageMap = {}): ContainerKind<ContainerAction, ActionParams> {
+  return {
+    prepare(action, label) {
+      const code = resolveCode(action, images, label);
+      if (typeof code === 'string') return code;
+      const init: InitBody = { value: { name: action.name, main: code.main, code: code.code, binary: code.binary, env: action.env ?? {} } };
+      return (setup: ContainerSetup) =>
+        new Container({
+          id: setup.id,
+          key: setup.key,
+          memoryMb: action.limits.memoryMb,
+          concurrency: Math.max(1, Math.floor(action.limits.concurrency)),
+          env: runtimeEnv(setup.env),
+          agent: setup.agent,
+          faultInjection: setup.faultInjection,
+          init,
+        });
+    },
+  };
 }
 
 export interface ContainerOptions {
@@ -45,11 +71,13 @@ export interface ContainerOptions {
   agent: http.Agent;
   /** Start the runtime with FAULT_INJECTION_FLAG: it then honours RunBody.fedkeeper_fault. */
   faultInjection?: boolean;
+  /** The `POST /init` body. */
+  init: InitBody;
 }
 
 export const describeExit = (e: ExitInfo): string => (e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`);
 
-export class Container {
+export class Container implements PoolContainer<ActionParams> {
   readonly id: string;
   readonly key: string;
   readonly memoryMb: number;
@@ -69,8 +97,10 @@ export class Container {
   private readonly dir: string;
   private readonly listening: Promise<number>;
   private readonly agent: http.Agent;
+  private readonly initBody: InitBody;
 
   constructor(opts: ContainerOptions) {
+    this.initBody = opts.init;
     this.id = opts.id;
     this.key = opts.key;
     this.memoryMb = opts.memoryMb;
@@ -123,13 +153,40 @@ export class Container {
     await this.listening;
   }
 
-  init(body: InitBody, timeoutMs: number): Promise<HttpAnswer> {
-    return this.post('/init', body, timeoutMs);
+  /** POST /init: the action's code is loaded, or the runtime's error is thrown as a ContainerFault. */
+  async init(timeoutMs: number, _first?: RunMeta): Promise<void> {
+    const r = await this.post('/init', this.initBody, timeoutMs);
+    if (r.status !== 200) throw new ContainerFault(String(r.body.error ?? `/init answered HTTP ${r.status}`));
   }
 
-  /** POST /run. onSent: called once the request is on the wire (the activation is starting in the runtime). */
-  run(body: RunBody, onSent?: () => void): Promise<HttpAnswer> {
-    return this.post('/run', body, undefined, onSent);
+  /**
+   * POST /run. onSent: called once the request is on the wire (the activation is starting in the runtime). A result
+   * with an `error` field is an application error; any answer but 200 a developer error.
+   */
+  async run(request: RunRequest<ActionParams>, onSent?: () => void): Promise<RunAnswer> {
+    const { meta } = request;
+    const body: RunBody = {
+      value: request.input,
+      namespace: meta.namespace,
+      action_name: meta.actionName,
+      activation_id: meta.activationId,
+      transaction_id: meta.transactionId ?? meta.activationId,
+      deadline: String(request.deadline),
+      ...(meta.apiKey ? { api_key: meta.apiKey } : {}),
+      ...(request.fault ? { fedkeeper_fault: request.fault } : {}),
+    };
+    const answer = await this.post('/run', body, undefined, onSent);
+    if (answer.status === 200) return { status: 'error' in answer.body ? 'application error' : 'success', result: answer.body };
+    return { status: 'developer error', result: { error: String(answer.body.error ?? `the action's runtime answered HTTP ${answer.status}`) } };
+  }
+
+  timedOut(_request: RunRequest<ActionParams>, timeoutMs: number): UnansweredResult {
+    return { result: { error: `The action exceeded its time limit of ${timeoutMs} milliseconds.` } };
+  }
+
+  crashed(_request: RunRequest<ActionParams>, exit: ExitInfo | undefined, why: string, note: string): UnansweredResult {
+    const how = exit ? `exited unexpectedly (${describeExit(exit)})` : `failed: ${why}`;
+    return { result: { error: `The action's runtime ${how} while running the activation${note}.` } };
   }
 
   /** After a successful /init; a container killed meanwhile stays dead. */

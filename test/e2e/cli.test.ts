@@ -136,6 +136,12 @@ test("the seed's spellings: -d deploys, -s starts, -r removes", async () => {
   const r = await cli(['-c', cfg, '-r']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /removed local:box\/fl_server_aggregator/);
+  // Really removed: the local cluster's deployment records are empty, and starting again is refused.
+  const records = JSON.parse(readFileSync(path.join(work, '.fedkeeper', 'local', 'box.json'), 'utf8'));
+  assert.deepEqual(Object.keys(records), []);
+  const s2 = await cli(['-c', cfg, '-s']);
+  assert.equal(s2.code, 2, s2.stderr);
+  assert.match(s2.stderr, /local cluster box: function\(s\) fl_server_init, fl_server_aggregator, fl_client not deployed/);
 });
 
 test('bad input: one line, exit 2, no run directory', async (t) => {

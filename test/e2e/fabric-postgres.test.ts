@@ -1,6 +1,6 @@
 /**
- * End-to-end of examples/fabric.yaml as a real fabric runs it: cloud and edge OpenWhisk clusters whose clients read
- * and write weights in PostgreSQL directly, GCF clients through the relay, every function from its package, the
+ * End-to-end of examples/fabric.yaml as a real fabric runs it: cloud and edge OpenWhisk clusters and a Lambda
+ * platform whose clients read and write weights in PostgreSQL directly, GCF clients through the relay, every function from its package, the
  * dataset fetched over HTTP (served here, as the seed's functions fetched theirs). It ends with the same
  * final_weights_sha256 as the same config on the local provider — and as the same config on the SQLite store.
  */
@@ -64,7 +64,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 function exampleConfig(): string {
   const u = (name: string) => urls[Object.keys(urls).find((k) => k.startsWith(`/${name}`))!];
   return readFileSync(EXAMPLE, 'utf8')
-    .replace(/^\s*api_host: .*\n/gm, '')
+    .replace(/^\s*(api_host|endpoint): .*\n/gm, '')
     .replace('max_rounds: 10', 'max_rounds: 2')
     .replace(
       /training_test_data: .*/,
@@ -90,11 +90,13 @@ test('examples/fabric.yaml: direct clients on PostgreSQL, GCF through the relay,
   assert.equal(s.status, 'completed');
   assert.equal(s.rounds, 2);
   assert.equal(s.store, 'postgres');
-  for (const fn of ['openwhisk:cloud/fl_client', 'openwhisk:edge/fl_client', 'google:gcf/fl_client', 'openwhisk:cloud/fl_server_aggregator', 'openwhisk:cloud/fl_invoker_weights_update']) {
+  for (const fn of ['openwhisk:cloud/fl_client', 'openwhisk:edge/fl_client', 'lambda:aws/fl_client', 'google:gcf/fl_client', 'openwhisk:cloud/fl_server_aggregator', 'openwhisk:cloud/fl_invoker_weights_update']) {
     assert.match(String(s.artifacts?.[fn]), /^[0-9a-f]{64}$/, `summary.json names the package ${fn} ran`);
   }
   assert.equal(s.artifacts['openwhisk:cloud/fl_client'], s.artifacts['openwhisk:edge/fl_client'], 'one package per function and platform kind');
   assert.notEqual(s.artifacts['openwhisk:cloud/fl_client'], s.artifacts['google:gcf/fl_client']);
+  assert.notEqual(s.artifacts['openwhisk:cloud/fl_client'], s.artifacts['lambda:aws/fl_client']);
+  assert.deepEqual(Object.keys(s.durations_by_platform).sort(), ['google', 'lambda', 'openwhisk']);
   assert.ok(dataRequests >= 4, 'the functions fetched the dataset over HTTP');
   assert.doesNotMatch(readFileSync(path.join(s.run_dir, 'config.yaml'), 'utf8') + readFileSync(path.join(s.run_dir, 'events.jsonl'), 'utf8'), /connection_limit|postgres:\/\/[^*\s"]*@/, 'no store URL in the run directory');
 
@@ -103,7 +105,7 @@ test('examples/fabric.yaml: direct clients on PostgreSQL, GCF through the relay,
     exampleConfig()
       .replace(/providers:[\s\S]*?\nscenarios:/, 'providers:\n  local:\n    box: { pool_size: 2 }\n\nscenarios:')
       .replace('server_cluster_name: cloud', 'server_cluster_name: box')
-      .replace(/ *(ow|edge|gcf)_clients_count: \d+\n/g, ''),
+      .replace(/ *(ow|edge|gcf|lambda)_clients_count: \d+\n/g, ''),
   );
   const l = await cli(['run', '-c', local], { DATABASE_URL: url });
   assert.equal(l.code, 0, l.stderr + l.stdout);

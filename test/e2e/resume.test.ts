@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -60,11 +60,20 @@ test('an uninterrupted run, for reference', async () => {
 
 test('kill -9 in the middle of round 3, then run --resume: same final weights, every round once', async () => {
   const r = start(['run', '-c', cfg]);
-  await until(r.out, /round 2\/4 +accuracy/);
-  await new Promise((res) => setTimeout(res, 300)); // round 3's clients are running
+  await until(r.out, /run \S+:/);
+  const dir = path.join(work, 'runs', /run (\S+):/.exec(r.out())![1]!);
+  // Killed once the first of round 3's clients has ended (its row in activations/3.csv): 3 clients on 2 containers,
+  // so at least one client still has all its training ahead, and then the aggregation.
+  for (let i = 0; i < 3000 && !existsSync(path.join(dir, 'activations', '3.csv')) && r.p.exitCode === null; i++) await new Promise((res) => setTimeout(res, 20));
   r.p.kill('SIGKILL');
   await r.done;
-  const dir = path.join(work, 'runs', /run (\S+):/.exec(r.out())![1]!);
+  const rows = (file: string) => readFileSync(path.join(dir, file), 'utf8').trim().split('\n');
+  assert.deepEqual(rows('rounds.csv').slice(1).map((l) => l.split(',')[0]), ['1', '2'], 'killed before round 3 was aggregated');
+  const events = rows('events.jsonl').map((l) => JSON.parse(l));
+  const round3 = events.filter((e) => e.round === 3);
+  assert.ok(round3.some((e) => e.type === 'round_started'), 'killed after round 3 began');
+  const ended = round3.filter((e) => e.type === 'activation_done' && e.function === 'fl_client').length;
+  assert.ok(ended >= 1 && ended < 3, `killed while round 3's clients were training (${ended} of 3 had ended)`);
   const resumed = start(['run', '--resume', dir]);
   assert.equal(await resumed.done, 0, resumed.out());
   const s = summaryOf(dir);

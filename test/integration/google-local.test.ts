@@ -137,13 +137,11 @@ test('an error field is an application error; a non-object result a developer er
 test('past its timeout a call is timed out and abandoned; the function itself runs on, as on GCF', async () => {
   await gcf.deploy(spec('slow_fn', 300));
   const marker = path.join(stateDir, 'slow-finished');
-  const t0 = Date.now();
-  const a = await settled(gcf, await gcf.invoke('slow_fn', { ms: 1200, marker }));
+  const a = await settled(gcf, await gcf.invoke('slow_fn', { ms: 2000, marker }));
   assert.equal(a.status, 'timed out');
-  assert.ok(Date.now() - t0 < 1100, 'the caller gives up at the timeout, not when the function ends');
   assert.match(String(a.result?.error), /does not stop/);
-  assert.equal(existsSync(marker), false);
-  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(existsSync(marker), false, 'the caller gives up at the timeout, before the function ends');
+  for (let i = 0; i < 600 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(existsSync(marker), true, 'the abandoned function finished anyway');
   const b = await settled(gcf, await gcf.invoke('slow_fn', { ms: 10 }));
   assert.equal(b.status, 'success');
