@@ -33,6 +33,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME } from '../packaging/targets.js';
 import { checkLambdaFunction, lambdaEnv, parseLambdaCluster, type LambdaClusterSettings } from './lambda-config.js';
+import { localLambdaFaults } from './lambda-faults.js';
 import { classifyInvoke } from './lambda-invoke.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
@@ -250,6 +251,11 @@ export class LambdaProvider implements Provider {
   async activation(activationId: string): Promise<Activation | undefined> {
     const a = this.activations.get(activationId);
     return a ? { ...a } : undefined;
+  }
+
+  /** Faults injected so far by a local FedKeeper Lambda platform (undefined for real Lambda). */
+  async faults(): Promise<Record<string, number> | undefined> {
+    return localLambdaFaults(this.settings);
   }
 
   async close(): Promise<void> {
