@@ -33,7 +33,7 @@ commands:
   remove     delete the FL functions from every cluster of the config
   package    build the self-contained package of every function the config deploys, per platform kind, and
              print its size and sha256: package -c CONFIG [-f FN1,FN2] [-o DIR] (-o: copy the zips to DIR)
-  fabric up  start the config's local OpenWhisk clusters and keep them running (Ctrl-C stops them)
+  fabric up  start the config's local OpenWhisk and Lambda clusters and keep them running (Ctrl-C stops them)
   functions deploy|remove -c CONFIG (-a | -p openwhisk:NAME,google:NAME) -s SCENARIO -f FN1,FN2 [--invoke]
              deploy or remove any function of a scenario on all or some clusters (the original deploy.py);
              --invoke calls each deployed function once and prints its answer (e.g. -s test -f nodeinfo)

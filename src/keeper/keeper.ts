@@ -74,7 +74,7 @@ export class Keeper {
     private readonly opts: Required<Pick<KeeperOptions, 'stateDir' | 'maxAttempts'>> & KeeperOptions,
   ) {}
 
-  /** Builds the plan: provider objects for every cluster, starting the local OpenWhisk fabric if the config has one. */
+  /** Builds the plan: provider objects for every cluster, starting the local fabric (OpenWhisk, Lambda) if the config has one. */
   static async open(cfg: FedKeeperConfig, opts: KeeperOptions = {}): Promise<Keeper> {
     const full = { stateDir: '.fedkeeper', maxAttempts: cfg.scenarios.federated_learning.fault_tolerance.max_attempts, ...opts };
     return new Keeper(cfg, await buildPlan(cfg, full.stateDir), full);

@@ -1,6 +1,6 @@
 /**
- * The deployment plan: one provider object per cluster of the config (local, OpenWhisk — remote or started here by
- * the fabric — and Google Cloud Functions), which functions go where (server functions on server_cluster_name,
+ * The deployment plan: one provider object per cluster of the config (local, OpenWhisk and AWS Lambda — remote or
+ * started here by the fabric — and Google Cloud Functions), which functions go where (server functions on server_cluster_name,
  * client functions on every cluster that hosts clients), which cluster hosts each client, and whether a client
  * reaches the store itself or through the relay function (`fl_invoker_weights_update`).
  */
@@ -139,7 +139,7 @@ export interface OpenClusters {
   close(): Promise<void>;
 }
 
-/** A provider object for every cluster of the config; starts the local OpenWhisk fabric if the config has one. */
+/** A provider object for every cluster of the config; starts the local fabric (OpenWhisk and Lambda clusters with a `local` block) if the config has one. */
 export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Promise<OpenClusters> {
   const fl = cfg.scenarios.federated_learning;
   const clusters = new Map<string, ClusterPlan>();
