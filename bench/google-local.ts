@@ -12,6 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGoogleProvider, type GoogleActivation } from '../src/providers/google.js';
 import type { Provider } from '../src/providers/types.js';
+import { fmt } from './latency.js';
 
 const { values } = parseArgs({
   options: { starts: { type: 'string', default: '5' }, warm: { type: 'string', default: '1000' }, big: { type: 'string', default: '50' } },
@@ -31,12 +32,6 @@ async function done(p: Provider, id: string): Promise<GoogleActivation> {
     await new Promise((r) => setImmediate(r));
   }
 }
-
-function pct(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-const fmt = (xs: number[]): string => `p50 ${pct(xs, 0.5).toFixed(2)} ms  p99 ${pct(xs, 0.99).toFixed(2)} ms  (n=${xs.length})`;
 
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'fedkeeper-bench-gcf-'));
 const gcf = createGoogleProvider({ cluster: 'bench', settings: {}, stateDir, source: (n) => SOURCES[n.replace(/_\d+$/, '')]! });

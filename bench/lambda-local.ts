@@ -9,7 +9,6 @@
  *   node dist/bench/lambda-local.js [--cold N] [--warm N]
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { InvokeCommand, LambdaClient, UpdateFunctionCodeCommand, waitUntilFunctionUpdatedV2 } from '@aws-sdk/client-lambda';
 import { strToU8, zipSync } from 'fflate';
@@ -21,6 +20,7 @@ import type { Provider } from '../src/providers/types.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fmt, loopbackBaseline } from './latency.js';
 
 // The pinned SDK supports Node.js 20; its notice about later releases is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -29,29 +29,6 @@ const OW_KEY = 'bbbbbbbb-0000-0000-0000-000000000000:bench-key';
 const AWS = { accessKeyId: 'AKIABENCH0000000000', secretAccessKey: 'bench-secret' };
 const OW_CODE = 'function main(p) { return { ok: true, n: p.n }; }';
 const lambdaZip = (v: number) => zipSync({ 'index.js': strToU8(`exports.handler = async (e) => ({ ok: true, n: e.n, v: ${v} });`) });
-
-function pct(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-const fmt = (xs: number[]) => `p50 ${pct(xs, 0.5).toFixed(2)} ms  p99 ${pct(xs, 0.99).toFixed(2)} ms  (n=${xs.length})`;
-
-async function baseline(n: number): Promise<number[]> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await (await fetch(url, { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } })).json();
-    out.push(performance.now() - t);
-  }
-  server.close();
-  return out;
-}
 
 /** 100 invocations through a provider: ms until all ids are back, and until all have ended. */
 async function dispatch(p: Provider, name: string): Promise<{ ids: number; done: number }> {
@@ -81,7 +58,7 @@ const ow = openwhisk({ apihost: fabric.urls.get('ow')!, api_key: OW_KEY, agent }
 const endpoint = fabric.urls.get('aws')!;
 const lambda = new LambdaClient({ region: 'us-east-1', endpoint, credentials: AWS });
 try {
-  const base = await baseline(Number(values.warm));
+  const base = await loopbackBaseline(Number(values.warm));
 
   // OpenWhisk
   const owCold: number[] = [];

@@ -9,45 +9,22 @@
  *   node dist/bench/openwhisk-local.js [--cold N] [--warm N]
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import openwhisk from 'openwhisk';
 import { launchLocalClusters } from '../src/keeper/fabric-launcher.js';
 import { OpenWhiskProvider, openWhiskOptions } from '../src/providers/openwhisk.js';
+import { fmt, loopbackBaseline } from './latency.js';
 
 const { values } = parseArgs({ options: { cold: { type: 'string', default: '10' }, warm: { type: 'string', default: '500' } } });
 const KEY = 'bbbbbbbb-0000-0000-0000-000000000000:bench-key';
 const CODE = 'function main(p) { return { ok: true, n: p.n }; }';
-
-function pct(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-const fmt = (xs: number[]) => `p50 ${pct(xs, 0.5).toFixed(2)} ms  p99 ${pct(xs, 0.99).toFixed(2)} ms  (n=${xs.length})`;
-
-async function baseline(n: number): Promise<number[]> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await (await fetch(url, { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } })).json();
-    out.push(performance.now() - t);
-  }
-  server.close();
-  return out;
-}
 
 const fabric = await launchLocalClusters([{ name: 'bench', auth: KEY, profile: 'cloud' }], process.env);
 const apihost = fabric.urls.get('bench')!;
 const agent = new http.Agent({ keepAlive: true });
 const ow = openwhisk({ apihost, api_key: KEY, agent });
 try {
-  const base = await baseline(Number(values.warm));
+  const base = await loopbackBaseline(Number(values.warm));
   const cold: number[] = [];
   const init: number[] = [];
   for (let i = 0; i < Number(values.cold); i++) {
