@@ -9,9 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sharePackageCache } from '../fixtures/package-cache.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-e2e-'));
+sharePackageCache(work);
 after(() => rmSync(work, { recursive: true, force: true }));
 
 interface Result {

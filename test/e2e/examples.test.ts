@@ -13,11 +13,13 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/index.js';
 import { buildPlan } from '../../src/keeper/plan.js';
+import { sharePackageCache } from '../fixtures/package-cache.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const example = (name: string) => fileURLToPath(new URL(`../../../examples/${name}`, import.meta.url));
 const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-examples-'));
+sharePackageCache(work);
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,9 +1,9 @@
 /**
  * The fault suite (issue 4): a local OpenWhisk cluster that really fails — runtime crashes and application errors
  * (30 % together), activations that run past their limit (10 %), an outage during which its controller refuses
- * connections — plus a kill -9 of the keeper mid-run followed by `run --resume`. The run completes, every
- * (round, client) update counts exactly once, and the final weights equal a fault-free run's. Prints the injected
- * faults, the retries and the extra wall time.
+ * connections — plus a kill -9 of the keeper in the middle of round 3 followed by `run --resume`. Each kind of fault
+ * really happens; the run completes, every (round, client) update counts exactly once, and the final weights equal a
+ * fault-free run's. Prints the injected faults, the retries and the extra wall time.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,9 +13,11 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { sharePackageCache } from '../fixtures/package-cache.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-faults-'));
+sharePackageCache(work);
 after(() => { if (!process.env.FK_KEEP) rmSync(work, { recursive: true, force: true }); });
 
 const FL = `
