@@ -316,6 +316,7 @@ export class Keeper {
     if (previous) summary.started_at = previous.started_at;
     if (resumed) summary.resumed_at = [...((previous?.resumed_at as string[] | undefined) ?? []), new Date(t0).toISOString()];
     const finishSummary = async (status: 'completed' | 'failed' | 'stopped', error?: string) => {
+      tracker.stop();
       // Counted from the store, so that a resumed run counts what happened before the interruption too.
       const acts = await store.listActivations(runId);
       const failures = acts.filter((a) => a.status !== 'success' && a.status !== 'running').length;
@@ -476,6 +477,8 @@ export class Keeper {
         throw fatal;
       }
       if (Date.now() >= deadline && finished.size >= need) break;
+      // Every client is done or has failed for good, and enough are done: nothing left to wait for.
+      if (finished.size + failed === selected.length && finished.size >= need && ft.round_timeout !== undefined) break;
       const wake = new Promise<void>((r) => (notify = r));
       const timer = Number.isFinite(deadline) && Date.now() < deadline ? setTimeout(() => notify(), deadline - Date.now()) : undefined;
       await wake;
@@ -484,7 +487,10 @@ export class Keeper {
     closed = true;
     const fit = selected.filter((c) => finished.has(c));
     const dropped = selected.filter((c) => !finished.has(c));
-    if (dropped.length) runDir.event('clients_dropped', { round, dropped, reason: `round_timeout ${ft.round_timeout} ms reached with ${fit.length} of ${selected.length} clients done` });
+    if (dropped.length) {
+      const reason = Date.now() >= deadline ? `round_timeout ${ft.round_timeout} ms reached with ${fit.length} of ${selected.length} clients done` : `${dropped.length} client(s) failed for good (max_attempts); ${fit.length} of ${selected.length} done, at least ${need} needed (min_fit_fraction)`;
+      runDir.event('clients_dropped', { round, dropped, reason });
+    }
     const results = fit.map((c) => finished.get(c)!);
     const tTrained = Date.now();
 

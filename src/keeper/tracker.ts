@@ -96,10 +96,25 @@ export class ActivationTracker {
     return { activationId, done: this.follow(req, record) };
   }
 
+  private stopped = false;
+
+  /**
+   * The run is over (completed or failed): activations still in flight (dropped stragglers, a failed round's other
+   * clients) are no longer followed, so nothing is written after the run's end and the keeper can exit at once.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
   private async follow(req: InvocationRequest, record: ActivationRecord): Promise<FinishedInvocation> {
     let wait = this.pollMs.min;
     const deadline = record.startTime + req.deadlineMs;
     for (;;) {
+      if (this.stopped) {
+        const error = 'the run ended before this activation did; it was no longer followed';
+        const a: Activation = { activationId: record.activationId, functionName: req.functionName, status: 'lost', startTime: record.startTime, endTime: Date.now(), coldStart: false, result: { error } };
+        return { request: req, record: { ...record, status: 'lost', error }, activation: a, ok: false, result: { error } };
+      }
       if (Date.now() > deadline) {
         // No result in time: this attempt is given up (a late answer can no longer count, see putClientUpdate).
         return this.finish(req, record, {

@@ -199,8 +199,7 @@ test('clients that use up max_attempts, leaving less than min_fit_fraction: the 
   // The `flaky` cluster is started by `fabric up` from a config of its own that makes every activation an
   // application error; the run's config names the same cluster (its port) with a healthy profile, so once that
   // fabric is stopped, `run --resume` starts a healthy one there: the fix is outside the run's config, as in life.
-  // Its cold start is slow so that the healthy clients usually end first: a keeper whose run failed still follows
-  // the invocations in flight until their deadline before it exits (invocation_timeout bounds that here).
+  // Its cold start is slow so that the healthy clients usually end first.
   const port = await freePort();
   const auth = 'eeeeeeee-0000-0000-0000-000000000004:flaky-key';
   const cluster = (profile: string) => `    flaky:\n      api_host: http://127.0.0.1:${port}\n      auth: { ow_auth: "${auth}" }\n      local: { profile: ${profile} }\n      clients: 2\n`;
@@ -228,7 +227,7 @@ ${FL}`,
   await until(fabric, /fabric up; Ctrl-C stops it/, 'the faulty cluster is up');
 
   // 1. max_attempts: 2, no round deadline: the first client to fail twice ends the run.
-  const attempts = await cli(['run', '-c', runCfg('attempts', '{ max_attempts: 2, backoff_initial: 10, backoff_max: 20, invocation_timeout: 30s }')]);
+  const attempts = await cli(['run', '-c', runCfg('attempts', '{ max_attempts: 2, backoff_initial: 10, backoff_max: 20, }')]);
   assert.equal(attempts.code, 1, attempts.stderr + attempts.stdout);
   assert.deepEqual(attempts.stderr.trim().split('\n'), [attempts.stderr.trim()], 'one line');
   assert.match(attempts.stderr, /^fedkeeper: error: client [23] failed 2 time\(s\) in round 1 on openwhisk:flaky: injected fault$/m);
@@ -240,7 +239,7 @@ ${FL}`,
   assert.ok(a.failures >= 2 && a.injected_faults['openwhisk:flaky'].error >= 2, `failures ${a.failures}, injected ${JSON.stringify(a.injected_faults)}`);
 
   // 2. round_timeout with min_fit_fraction 0.75: 3 of 4 clients needed, only the 2 healthy ones can finish.
-  const fit = await cli(['run', '-c', runCfg('minfit', '{ max_attempts: 2, backoff_initial: 10, backoff_max: 20, invocation_timeout: 30s, round_timeout: 120s, min_fit_fraction: 0.75 }')]);
+  const fit = await cli(['run', '-c', runCfg('minfit', '{ max_attempts: 2, backoff_initial: 10, backoff_max: 20, round_timeout: 120s, min_fit_fraction: 0.75 }')]);
   assert.equal(fit.code, 1, fit.stderr + fit.stdout);
   assert.match(fit.stderr, /^fedkeeper: error: client [23] failed 2 time\(s\) in round 1 on openwhisk:flaky: injected fault$/m);
   const dir = path.join(work, 'runs', /run (\S+):/.exec(fit.stdout)![1]!);
@@ -254,10 +253,21 @@ ${FL}`,
   assert.deepEqual(byClient('2'), ['1:application error', '2:application error'], 'max_attempts 2: tried twice, no more');
   assert.deepEqual(byClient('3'), ['1:application error', '2:application error']);
   const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  // (not necessarily the last event: invocations still in flight when the run failed are followed to their end)
   assert.deepEqual(events.filter((e) => e.type === 'run_done').map((e) => e.status), ['failed']);
+  assert.equal(events.at(-1).type, 'run_done', 'nothing is written after the run ended: invocations still in flight are no longer followed');
   assert.equal(events.filter((e) => e.type === 'round_done').length, 0, 'no round was aggregated with too few clients');
   assert.deepEqual(await ow(port, auth, 'actions'), [], 'the failed run removed its functions');
+
+  // 3. min_fit_fraction 0.5: the 2 healthy clients are enough; once the flaky ones have failed for good the round
+  // closes at once (it does not wait for round_timeout), aggregates the 2 and logs why the others were dropped.
+  const half = await cli(['run', '-c', runCfg('half', '{ max_attempts: 2, backoff_initial: 10, backoff_max: 20, round_timeout: 600s, min_fit_fraction: 0.5 }')]);
+  assert.equal(half.code, 0, half.stderr + half.stdout);
+  const hdir = path.join(work, 'runs', /run (\S+):/.exec(half.stdout)![1]!);
+  const hrounds = readCsv(path.join(hdir, 'rounds.csv'));
+  assert.deepEqual([hrounds[0]!.clients, hrounds[0]!.dropped], ['2', '2']);
+  const dropped = readFileSync(path.join(hdir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'clients_dropped');
+  assert.deepEqual(dropped.dropped, [2, 3]);
+  assert.match(dropped.reason, /^2 client\(s\) failed for good \(max_attempts\); 2 of 4 done, at least 2 needed/, 'closed because nothing was left to wait for, not by the 600 s deadline');
 
   // The cluster is fixed: the same run goes on from where it stopped.
   fabric.p.kill('SIGINT');
