@@ -1,5 +1,5 @@
 /**
- * FedKeeper's function packages run as the platforms run them: each zip unpacked into an empty directory outside
+ * FedKeeper's function packages run as the platforms run them (OpenWhisk, GCF, Lambda): each zip unpacked into an empty directory outside
  * this repository, with nothing of it around — in our OpenWhisk action runtime (/init + /run, as Apache's nodejs:20
  * does) and under Google's functions-framework over the unpacked GCF source. Real params: init and aggregator over
  * the keeper's store endpoint, fl_client trained on a relayed partition and from the store. A package that needs the
@@ -18,7 +18,9 @@ import { FUNCTION_CATALOG } from '../../src/functions/catalog.js';
 import { encodeIdxFloatImages, encodeIdxLabels } from '../../src/ml/datasets.js';
 import { initialWeights } from '../../src/ml/index.js';
 import { WASM_FILES, type PackageTarget } from '../../src/packaging/index.js';
+import { launchLocalClusters, type LaunchedFabric } from '../../src/keeper/fabric-launcher.js';
 import { createGoogleProvider } from '../../src/providers/google.js';
+import { LambdaProvider } from '../../src/providers/lambda.js';
 import type { Provider } from '../../src/providers/types.js';
 import { ContainerPool } from '../../src/runtime/container-pool.js';
 import type { ContainerAction } from '../../src/runtime/container-types.js';
@@ -88,7 +90,7 @@ after(async () => {
 });
 
 describe('the artifacts', () => {
-  for (const target of ['openwhisk', 'gcf'] as PackageTarget[]) {
+  for (const target of ['openwhisk', 'gcf', 'lambda'] as PackageTarget[]) {
     test(`${target}: one per function, self-contained (bundle, package.json, wasm files), well under the size limit, reproducible`, async () => {
       for (const fn of Object.keys(FUNCTION_CATALOG)) {
         const a = await testArtifact(fn, target);
@@ -266,5 +268,59 @@ describe('Google Cloud Functions: the source zip unpacked and served by the real
       gcf.deploy({ name: 'needs_repo', timeoutMs: 10_000, memoryMb: 256, settings: {}, artifact: { file, sha256: 'x', size: zip.length, target: 'gcf' } }),
       /did not start: .*Cannot find module 'fflate'/,
     );
+  });
+});
+
+describe('AWS Lambda: the zip unpacked in an empty directory, run through the Runtime API by the local Lambda platform', () => {
+  const KEY = { access_key_id: 'AKIAPACKAGETEST00001', secret_access_key: 'package-test-secret' };
+  let fabric: LaunchedFabric;
+  let lambda: LambdaProvider;
+  before(async () => {
+    fabric = await launchLocalClusters([{ kind: 'lambda', name: 'pkg', accessKeyId: KEY.access_key_id, secretAccessKey: KEY.secret_access_key, profile: 'cloud' }], {});
+    lambda = new LambdaProvider({ cluster: 'pkg', settings: { endpoint: fabric.urls.get('pkg'), credentials: KEY } });
+  });
+  after(async () => {
+    await lambda?.close();
+    await fabric?.close();
+  });
+  const settled = async (id: string) => {
+    for (;;) {
+      const a = await lambda.activation(id);
+      if (a && a.status !== 'running') return a;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+
+  test('nodeinfo answers on the wasm engine; fl_client trains on a relayed partition; the other functions load and check their params', async () => {
+    for (const fn of Object.keys(FUNCTION_CATALOG)) await lambda.deploy(await packaged({ name: fn, timeoutMs: 120_000, memoryMb: 1024, settings: {} }, 'lambda'));
+    const info = await settled(await lambda.invoke('nodeinfo', {}));
+    assert.equal(info.status, 'success', JSON.stringify(info.result));
+    assert.equal(info.result?.engine, 'wasm', 'no native addon reaches a package unless the platform hands one over');
+
+    const global = await initialWeights(MODEL, 5);
+    const all = decodeIdx();
+    const n = 30;
+    const r = await settled(
+      await lambda.invoke('fl_client', {
+        runId: 'l',
+        dataset,
+        model: MODEL,
+        round: 1,
+        clientId: 2,
+        attempt: 1,
+        train: TRAIN,
+        relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), samples: { x: Buffer.from(all.x.buffer, 0, n * 784 * 4).toString('base64'), y: Buffer.from(all.y.subarray(0, n)).toString('base64') } },
+      }),
+    );
+    assert.equal(r.status, 'success', JSON.stringify(r.result).slice(0, 300));
+    const update = decodeWeights(Buffer.from(String(r.result?.update), 'base64'));
+    assert.ok(sameShapes(update.shapes, global.shapes));
+    assert.ok(update.data.every(Number.isFinite));
+
+    for (const fn of ['fl_server_init', 'fl_server_aggregator', 'fl_invoker_weights_update']) {
+      const a = await settled(await lambda.invoke(fn, { runId: 'l' }));
+      assert.equal(a.status, 'application error', `${fn}: ${JSON.stringify(a.result)}`);
+      assert.match(String(a.result?.error), new RegExp(`^${fn}: missing parameter`));
+    }
   });
 });
