@@ -5,16 +5,14 @@
  * is left behind. And `fedkeeper package` prints what it built.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import openwhisk from 'openwhisk';
 import { launchLocalClusters, type LaunchedFabric } from '../../src/keeper/fabric-launcher.js';
+import { runCli, type CliResult } from '../fixtures/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-refusals-'));
 const KEY = 'aaaaaaaa-0000-0000-0000-00000000000a:refusal-test-key';
 let fabric: LaunchedFabric;
@@ -30,15 +28,8 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, TMPDIR: work } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, work);
 }
 
 /** The server functions on a local cluster (box), the clients on the OpenWhisk cluster reached over HTTP (ow). */

@@ -5,7 +5,6 @@
  * (examples/fabric.yaml's full run is test/e2e/fabric-postgres.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,23 +13,16 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/index.js';
 import { buildPlan } from '../../src/keeper/plan.js';
 import { sharePackageCache } from '../fixtures/package-cache.js';
+import { runCli, type CliResult } from '../fixtures/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const example = (name: string) => fileURLToPath(new URL(`../../../examples/${name}`, import.meta.url));
 const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-examples-'));
 sharePackageCache(work);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, TMPDIR: work } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, work);
 }
 
 /** A copy of an example with some of its lines changed (each replacement must hit, so the example still says so). */

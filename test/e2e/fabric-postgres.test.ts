@@ -5,7 +5,6 @@
  * final_weights_sha256 as the same config on the local provider — and as the same config on the SQLite store.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -14,8 +13,8 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { materializeEmbeddedMnist } from '../../src/ml/datasets.js';
 import { startTestPostgres } from '../fixtures/postgres.js';
+import { runCli, type CliResult } from '../fixtures/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../../examples/fabric.yaml', import.meta.url));
 const work = mkdtempSync(path.join(os.tmpdir(), 'fk-fabric-pg-'));
 let pg: Awaited<ReturnType<typeof startTestPostgres>>;
@@ -48,16 +47,8 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    // TMPDIR inside the test's directory: the functions' dataset downloads and unpacked packages go away with it.
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, TMPDIR: work, ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli(args, work, env);
 }
 
 /** The example, for a test: ports of our own choosing, two rounds, the dataset at the served URLs. */
