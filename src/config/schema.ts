@@ -213,6 +213,7 @@ const FederatedLearning = strict(
     target_accuracy: withDefault(num((n) => n.gt(0).lte(1)), 1),
     max_rounds: withDefault(int((n) => n.min(1)), 10),
     seed: withDefault(int((n) => n.min(0).lt(2 ** 32)), 0),
+    keep_updates: withDefault(z.boolean(), false),
   },
   ['mongo_config'],
 );

@@ -116,6 +116,8 @@ export interface FederatedLearningScenario {
   target_accuracy: number; // in (0, 1]
   max_rounds: number;
   seed: number;
+  /** Keep every client update in the store (research that needs them); default: deleted once their round is aggregated. */
+  keep_updates: boolean;
 }
 
 export interface FedKeeperConfig {

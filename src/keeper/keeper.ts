@@ -317,6 +317,8 @@ export class Keeper {
     if (resumed) summary.resumed_at = [...((previous?.resumed_at as string[] | undefined) ?? []), new Date(t0).toISOString()];
     const finishSummary = async (status: 'completed' | 'failed' | 'stopped', error?: string) => {
       tracker.stop();
+      // Late answers of dropped stragglers, an interrupted round's updates: a resumed round trains again anyway.
+      if (!fl.keep_updates) await store.deleteClientUpdates(runId);
       // Counted from the store, so that a resumed run counts what happened before the interruption too.
       const acts = await store.listActivations(runId);
       const failures = acts.filter((a) => a.status !== 'success' && a.status !== 'running').length;
@@ -500,6 +502,8 @@ export class Keeper {
       { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: fit, attempts: Object.fromEntries(results.map((r) => [r.request.clientId, r.request.attempt])) } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1, deadlineMs: this.deadline(this.plan.serverCluster, 'fl_server_aggregator') },
       counters,
     );
+    // The round's updates are in the new global weights now: unless the config keeps them, their space goes back.
+    if (!fl.keep_updates) await store.deleteClientUpdates(common.runId, round);
     const tEnd = Date.now();
     const accuracy = Number(agg.result.accuracy);
     const loss = Number(agg.result.loss);

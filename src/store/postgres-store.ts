@@ -185,6 +185,12 @@ export class PostgresStore implements ParameterStore {
     await this.query(SQL.deleteRun, [runId]);
   }
 
+  /** The deleted rows' space is reused by the table (PostgreSQL's autovacuum); it is not handed back to the OS. */
+  async deleteClientUpdates(runId: string, upToRound = Number.MAX_SAFE_INTEGER): Promise<number> {
+    const rows = await this.query<{ n: string }>('WITH d AS (DELETE FROM client_updates WHERE run_id = $1 AND round <= $2 RETURNING 1) SELECT count(*) AS n FROM d', [runId, upToRound]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void> {
     await this.query(SQL.putGlobal, [runId, round, encodeWeights(weights)]);
   }

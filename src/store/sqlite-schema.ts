@@ -88,12 +88,27 @@ export function openDatabase(file: string): Database.Database {
     }
     // NORMAL is safe from corruption in WAL mode; only the last commits may be lost on power loss.
     db.pragma('synchronous = NORMAL');
+    if (!inMemory) incrementalVacuum(db);
     migrate(db, file);
     return db;
   } catch (e) {
     db.close();
     throw e;
   }
+}
+
+/**
+ * Deleted client updates must give their space back to the file system: auto_vacuum = INCREMENTAL, so that
+ * `PRAGMA incremental_vacuum` releases free pages. A new file gets it before its first table; a store made before
+ * is converted once with a VACUUM.
+ */
+function incrementalVacuum(db: Database.Database): void {
+  const INCREMENTAL = 2;
+  if (Number(db.pragma('auto_vacuum', { simple: true })) === INCREMENTAL) return;
+  const { n } = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+  const hasTables = n > 0;
+  db.pragma(`auto_vacuum = ${INCREMENTAL}`);
+  if (hasTables) retryBusy(() => db.exec('VACUUM'));
 }
 
 function migrate(db: Database.Database, file: string): void {

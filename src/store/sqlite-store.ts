@@ -157,6 +157,17 @@ export class SqliteStore implements ParameterStore {
     this.deleteRunTx(runId);
   }
 
+  async deleteClientUpdates(runId: string, upToRound = Number.MAX_SAFE_INTEGER): Promise<number> {
+    const { changes } = this.stmt('DELETE FROM client_updates WHERE run_id = ? AND round <= ?').run(runId, upToRound);
+    // The freed pages go back to the file system (auto_vacuum = INCREMENTAL, see sqlite-schema.ts), and the WAL
+    // is truncated when no reader holds it.
+    if (changes > 0) {
+      this.db.pragma('incremental_vacuum');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    }
+    return changes;
+  }
+
   async putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void> {
     this.stmt(SQL.putGlobal).run(runId, round, encodeWeights(weights));
   }

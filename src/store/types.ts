@@ -109,6 +109,11 @@ export interface ParameterStore extends FunctionStore {
   /** The round's updates sorted by clientId ascending (a fixed order, whatever the arrival order). */
   getClientUpdates(runId: string, round: number, clientIds?: readonly number[]): Promise<ClientUpdate[]>;
   listClientUpdates(runId: string, round: number): Promise<ClientUpdateInfo[]>;
+  /**
+   * Deletes the run's client updates of rounds ≤ `upToRound` (all rounds when absent) and gives the space back
+   * (SQLite: to the file system; PostgreSQL: for reuse, as its autovacuum does). Returns how many were deleted.
+   */
+  deleteClientUpdates(runId: string, upToRound?: number): Promise<number>;
 
   /** A client's data partition: indices into the training set. A repeated write replaces. */
   putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void>;
