@@ -186,8 +186,11 @@ export class PostgresStore implements ParameterStore {
   }
 
   /** The deleted rows' space is reused by the table (PostgreSQL's autovacuum); it is not handed back to the OS. */
-  async deleteClientUpdates(runId: string, upToRound = Number.MAX_SAFE_INTEGER): Promise<number> {
-    const rows = await this.query<{ n: string }>('WITH d AS (DELETE FROM client_updates WHERE run_id = $1 AND round <= $2 RETURNING 1) SELECT count(*) AS n FROM d', [runId, upToRound]);
+  async deleteClientUpdates(runId: string, upToRound?: number): Promise<number> {
+    const rows =
+      upToRound === undefined
+        ? await this.query<{ n: string }>('WITH d AS (DELETE FROM client_updates WHERE run_id = $1 RETURNING 1) SELECT count(*) AS n FROM d', [runId])
+        : await this.query<{ n: string }>('WITH d AS (DELETE FROM client_updates WHERE run_id = $1 AND round <= $2 RETURNING 1) SELECT count(*) AS n FROM d', [runId, upToRound]);
     return Number(rows[0]?.n ?? 0);
   }
 

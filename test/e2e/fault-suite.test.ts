@@ -24,6 +24,7 @@ const FL = `
     seed: 21
     target_accuracy: 0.999
     max_rounds: 4
+    keep_updates: true # the test counts every (round, client) update the store kept
     store: { type: sqlite, path: state/store.sqlite }
     clients_info: { total_num_clients: 8, num_clients_per_round: 4 }
     data_sampling: { model: mnistnn, hidden_size: 32, batch_size: 32 }
