@@ -2,7 +2,7 @@
  * The `local` provider: the embedded fabric. Each deployed function is an OpenWhisk `nodejs:20` zip action — the
  * very package a real OpenWhisk cluster gets (src/packaging) — run in containers of runtime/ContainerPool, the same
  * runtime the local platforms of fabric/ use: each container unpacks the zip into a fresh empty directory outside
- * this repository and sees nothing of it (no FEDKEEPER_HOME, no NODE_PATH).
+ * this repository and sees nothing of it (no variable pointing at an installed fedkeeper, no NODE_PATH).
  * Every invocation gets an OpenWhisk-style activation id and record (start, end, status, result, cold
  * start, logs) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a small
  * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
