@@ -200,6 +200,23 @@ function gunzip(file: string): Buffer {
   return gunzipSync(readFileSync(file));
 }
 
+/** fl_client as the relay invokes it (weights and 30 samples in the body) answers with a valid update of the model. */
+async function relayedClientTrains(p: Provider, settled: (id: string) => Promise<{ status: string; result?: Record<string, unknown> }>): Promise<void> {
+  const global = await initialWeights(MODEL, 5);
+  const all = decodeIdx();
+  const n = 30;
+  const samples = { x: Buffer.from(all.x.buffer, 0, n * 784 * 4).toString('base64'), y: Buffer.from(all.y.subarray(0, n)).toString('base64') };
+  const r = await settled(
+    await p.invoke('fl_client', { runId: 'relayed', dataset, model: MODEL, round: 1, clientId: 3, attempt: 1, train: TRAIN, relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), samples } }),
+  );
+  assert.equal(r.status, 'success', `${p.platform}: ${JSON.stringify(r.result).slice(0, 300)}`);
+  assert.equal(r.result?.numSamples, n);
+  const update = decodeWeights(Buffer.from(String(r.result?.update), 'base64'));
+  assert.ok(sameShapes(update.shapes, global.shapes));
+  assert.ok(update.data.every(Number.isFinite));
+  assert.notDeepEqual(update.data, global.data, 'it trained');
+}
+
 describe('Google Cloud Functions: the source zip unpacked and served by the real functions-framework', () => {
   let stateDir = '';
   let gcf: Provider;
@@ -228,26 +245,7 @@ describe('Google Cloud Functions: the source zip unpacked and served by the real
     assert.equal(info.result?.engine, 'wasm');
 
     await gcf.deploy(await packaged({ name: 'fl_client', timeoutMs: 120_000, memoryMb: 1024, settings: {} }, 'gcf'));
-    const global = await initialWeights(MODEL, 5);
-    const all = decodeIdx();
-    const n = 30;
-    const r = await settled(
-      await gcf.invoke('fl_client', {
-        runId: 'g',
-        dataset,
-        model: MODEL,
-        round: 1,
-        clientId: 3,
-        attempt: 1,
-        train: TRAIN,
-        relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), samples: { x: Buffer.from(all.x.buffer, 0, n * 784 * 4).toString('base64'), y: Buffer.from(all.y.subarray(0, n)).toString('base64') } },
-      }),
-    );
-    assert.equal(r.status, 'success', JSON.stringify(r.result).slice(0, 300));
-    assert.equal(r.result?.numSamples, n);
-    const update = decodeWeights(Buffer.from(String(r.result?.update), 'base64'));
-    assert.ok(sameShapes(update.shapes, global.shapes));
-    assert.ok(update.data.every(Number.isFinite));
+    await relayedClientTrains(gcf, settled);
   });
 
   test('the server functions and the relay load from their GCF packages and check their params', async () => {
@@ -297,25 +295,7 @@ describe('AWS Lambda: the zip unpacked in an empty directory, run through the Ru
     assert.equal(info.status, 'success', JSON.stringify(info.result));
     assert.equal(info.result?.engine, 'wasm', 'no native addon reaches a package unless the platform hands one over');
 
-    const global = await initialWeights(MODEL, 5);
-    const all = decodeIdx();
-    const n = 30;
-    const r = await settled(
-      await lambda.invoke('fl_client', {
-        runId: 'l',
-        dataset,
-        model: MODEL,
-        round: 1,
-        clientId: 2,
-        attempt: 1,
-        train: TRAIN,
-        relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), samples: { x: Buffer.from(all.x.buffer, 0, n * 784 * 4).toString('base64'), y: Buffer.from(all.y.subarray(0, n)).toString('base64') } },
-      }),
-    );
-    assert.equal(r.status, 'success', JSON.stringify(r.result).slice(0, 300));
-    const update = decodeWeights(Buffer.from(String(r.result?.update), 'base64'));
-    assert.ok(sameShapes(update.shapes, global.shapes));
-    assert.ok(update.data.every(Number.isFinite));
+    await relayedClientTrains(lambda, settled);
 
     for (const fn of ['fl_server_init', 'fl_server_aggregator', 'fl_invoker_weights_update']) {
       const a = await settled(await lambda.invoke(fn, { runId: 'l' }));
