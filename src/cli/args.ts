@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'package' | 'help' | 'version';
+export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'package' | 'runs' | 'help' | 'version';
 
 export interface CliArgs {
   command: Command;
@@ -16,6 +16,8 @@ export interface CliArgs {
   functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
   /** `package -c CONFIG [-f FN1,FN2] [-o DIR]` */
   package?: { functions: string[]; outDir?: string };
+  /** `runs [rm RUN_ID…] [-c CONFIG | --store PATH|URL]` */
+  runs?: { remove: string[] | undefined; store?: string };
 }
 
 export class UsageError extends Error {
@@ -33,6 +35,8 @@ commands:
   remove     delete the FL functions from every cluster of the config
   package    build the self-contained package of every function the config deploys, per platform kind, and
              print its size and sha256: package -c CONFIG [-f FN1,FN2] [-o DIR] (-o: copy the zips to DIR)
+  runs       list the runs in the config's store (status, rounds, size, live keeper): runs [-c CONFIG | --store PATH|URL]
+             (default store .fedkeeper/store.sqlite); runs rm RUN_ID… deletes runs whose keeper is not alive
   fabric up  start the config's local OpenWhisk and Lambda clusters and keep them running (Ctrl-C stops them)
   functions deploy|remove -c CONFIG (-a | -p openwhisk:NAME,google:NAME) -s SCENARIO -f FN1,FN2 [--invoke]
              deploy or remove any function of a scenario on all or some clusters (the original deploy.py);
@@ -41,7 +45,7 @@ commands:
 The original FedKeeper's spellings work too: fedkeeper -c CONFIG -d | -r | -s  (deploy | remove | start).
 Exit codes: 0 success, 2 bad input (config, arguments, data), 1 anything else.`;
 
-const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'package', 'help'];
+const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'package', 'runs', 'help'];
 
 /** parseArgs with positionals, strict, its error turned into one usage line. */
 function strictArgs<O extends ParseArgsConfig['options']>(args: string[], options: O) {
@@ -103,9 +107,26 @@ function parsePackage(argv: string[]): CliArgs {
   return { command: 'package', config: v.config, debug: v.debug === true, package: { functions: list(v.functions), ...(v.output ? { outDir: v.output } : {}) } };
 }
 
+function parseRuns(argv: string[]): CliArgs {
+  const { values: v, positionals } = strictArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    store: { type: 'string' },
+    debug: { type: 'boolean' },
+  });
+  if (v.config !== undefined && v.store !== undefined) throw new UsageError('name the store once: -c CONFIG (its store) or --store PATH|URL, not both');
+  if (v.store !== undefined && !v.store.trim()) throw new UsageError('--store needs a SQLite file path or a postgres:// URL');
+  const common = { command: 'runs' as const, debug: v.debug === true, ...(v.config !== undefined ? { config: v.config } : {}) };
+  const store = v.store !== undefined ? { store: v.store } : {};
+  if (positionals.length === 0) return { ...common, runs: { remove: undefined, ...store } };
+  if (positionals[0] !== 'rm') throw new UsageError(`unexpected argument "${positionals[0]}" (usage: fedkeeper runs [rm RUN_ID…] [-c CONFIG | --store PATH|URL])`);
+  if (positionals.length === 1) throw new UsageError('name the runs to delete: fedkeeper runs rm RUN_ID… (fedkeeper runs lists them)');
+  return { ...common, runs: { remove: positionals.slice(1), ...store } };
+}
+
 export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'functions' || argv[0] === 'fabric') return parseSubcommand(argv[0], argv.slice(1));
   if (argv[0] === 'package') return parsePackage(argv.slice(1));
+  if (argv[0] === 'runs') return parseRuns(argv.slice(1));
   const parsed = strictArgs(argv, {
     config: { type: 'string', short: 'c' },
     deploy: { type: 'boolean', short: 'd' },

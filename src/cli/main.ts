@@ -6,6 +6,7 @@ import { exitCodeOf } from '../keeper/errors.js';
 import { fabricUp } from './fabric-up.js';
 import { runFunctionsCommand } from '../keeper/functions-command.js';
 import { packageCommand } from '../keeper/package-command.js';
+import { DEFAULT_STORE, listRunsCommand, removeRunsCommand, storeOfConfig, storeSpecOf } from '../keeper/runs-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
@@ -41,6 +42,13 @@ async function main(argv: string[]): Promise<number> {
     }
     if (args.command === 'version') {
       process.stdout.write(createRequire(import.meta.url)('../../../package.json').version + '\n');
+      return 0;
+    }
+    if (args.command === 'runs') {
+      const spec = args.runs!.store !== undefined ? storeSpecOf(args.runs!.store, '--store') : args.config ? storeOfConfig(await loadConfig(args.config)) : { type: 'sqlite' as const, path: path.resolve(DEFAULT_STORE) };
+      const hint = args.config || args.runs!.store ? 'check the path' : 'name one with -c CONFIG or --store PATH|URL';
+      const lines = args.runs!.remove ? await removeRunsCommand(spec, args.runs!.remove, hint) : await listRunsCommand(spec, hint);
+      for (const l of lines) process.stdout.write(`${l}\n`);
       return 0;
     }
     const cfg = await loadConfig(args.config ?? configOfRun(args.resume!));

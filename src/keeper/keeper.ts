@@ -27,9 +27,14 @@ import { checkRelayedPayloads } from './payloads.js';
 import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
+import { DeploymentHolds, describeUsers } from './holds.js';
+import { HeldLease, LeaseLostError } from './lease.js';
+import { storeOfConfig } from './runs-command.js';
 
 export type ProgressEvent =
   | { kind: 'packaged'; functionName: string; target: string; size: number; sha256: string; reused: boolean }
+  /** Functions a finished run left deployed because other live runs use them. */
+  | { kind: 'functions_kept'; functions: string[]; users: string }
   | { kind: 'run_started'; runId: string; runDir: string; maxRounds: number; clientsPerRound: number }
   | { kind: 'init_done'; seconds: number; engine: string }
   | { kind: 'round_started'; round: number; maxRounds: number; selected: number }
@@ -67,6 +72,13 @@ export interface RunSummary {
   [key: string]: unknown;
 }
 
+/** A run this keeper has taken over for `--resume`: the open store, the run, its directory (the lease is held). */
+interface Claimed {
+  store: ParameterStore;
+  runId: string;
+  runDir: RunDirectory;
+}
+
 export class Keeper {
   private constructor(
     private readonly cfg: FedKeeperConfig,
@@ -86,8 +98,7 @@ export class Keeper {
 
   /** How the keeper opens the config's store. */
   private storeSpec(): StoreSpec {
-    const st = this.cfg.scenarios.federated_learning.store;
-    return st.type === 'postgres' ? { type: 'postgres', url: st.url } : { type: 'sqlite', path: path.resolve(st.path) };
+    return storeOfConfig(this.cfg);
   }
 
   /**
@@ -98,6 +109,7 @@ export class Keeper {
    */
   async deploy(): Promise<string[]> {
     this.checkPayloads(await preflight(this.cfg));
+    await this.holdFunctions();
     if (this.cfg.scenarios.federated_learning.store.type === 'postgres') await (await openStore(this.storeSpec())).close();
     const progress = this.opts.onProgress ?? (() => {});
     const packages = new PackageSet(packageCacheDir(this.opts.stateDir), (a) => progress({ kind: 'packaged', functionName: a.functionName, target: a.target, size: a.size, sha256: a.sha256, reused: a.reused }));
@@ -111,9 +123,16 @@ export class Keeper {
     for (const cluster of this.plan.specs.keys()) existed.set(cluster, new Set(await this.provider(cluster).list()));
     const created: { cluster: string; name: string }[] = [];
     const done: string[] = [];
+    const inUse = this.holds!.users(work.map((w) => this.target(w.cluster, w.spec.name)));
     try {
       for (const { cluster, spec } of work) {
         const p = this.provider(cluster);
+        const users = inUse.get(this.target(cluster, spec.name));
+        if (users && spec.artifact && existed.get(cluster)!.has(spec.name) && (await p.deployedArtifact?.(spec.name))?.sha256 === spec.artifact.sha256) {
+          // Another live run uses this very package: deploying it again would only restart what that run is using.
+          done.push(`${p.platform}:${cluster}/${spec.name} (unchanged, in use by ${describeUsers(users)})`);
+          continue;
+        }
         await p.deploy(spec);
         if (!existed.get(cluster)!.has(spec.name)) created.push({ cluster, name: spec.name });
         const pkg = spec.artifact ? ` (package ${(spec.artifact.size / 1024 / 1024).toFixed(2)} MB, sha256 ${spec.artifact.sha256.slice(0, 16)}…)` : '';
@@ -164,56 +183,143 @@ export class Keeper {
     return materializeEmbeddedMnist(d.test_fraction, path.resolve(this.opts.stateDir, 'datasets'));
   }
 
-  /** Deletes every function of the plan from its cluster. */
+  /** "platform:cluster/function": how holds.ts names a deployed function. */
+  private target(cluster: string, name: string): string {
+    return `${this.provider(cluster).platform}:${cluster}/${name}`;
+  }
+
+  private targets(): string[] {
+    return [...this.plan.specs].flatMap(([cluster, specs]) => specs.map((s) => this.target(cluster, s.name)));
+  }
+
+  /** Registers this keeper as a user of the plan's functions until close() (see holds.ts). */
+  private async holdFunctions(): Promise<void> {
+    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
+    await this.holds.hold(this.targets());
+  }
+
+  /**
+   * Deletes every function of the plan from its cluster, also those other live runs still use (what
+   * `fedkeeper remove` asks for); such a function's line says which runs used it.
+   */
   async remove(): Promise<string[]> {
+    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
+    const users = this.holds.users(this.targets());
     const done: string[] = [];
     for (const [cluster, specs] of this.plan.specs) {
       const p = this.provider(cluster);
       for (const s of specs) {
         await p.remove(s.name);
-        done.push(`${p.platform}:${cluster}/${s.name}`);
+        const u = users.get(this.target(cluster, s.name));
+        done.push(`${p.platform}:${cluster}/${s.name}${u ? ` (it was still in use by ${describeUsers(u)})` : ''}`);
       }
     }
     return done;
   }
 
-  /** Releases provider processes and connections, and stops the fabric the plan started. */
+  /**
+   * The end of `run`: deletes the plan's functions that no other live keeper uses; the others stay deployed for the
+   * runs that use them (the last of them removes them).
+   */
+  private async removeUnused(): Promise<string[]> {
+    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
+    const rel = this.holds.release(this.targets());
+    const done: string[] = [];
+    try {
+      for (const [cluster, specs] of this.plan.specs) {
+        const p = this.provider(cluster);
+        for (const s of specs) {
+          if (!rel.free.includes(this.target(cluster, s.name))) continue;
+          await p.remove(s.name);
+          done.push(this.target(cluster, s.name));
+        }
+      }
+    } finally {
+      rel.done();
+    }
+    if (rel.kept.size) {
+      const users = new Map([...rel.kept.values()].flat().map((h) => [h.holder, h]));
+      this.opts.onProgress?.({ kind: 'functions_kept', functions: [...rel.kept.keys()], users: describeUsers([...users.values()]) });
+    }
+    return done;
+  }
+
+  /** Releases the run's lease and the function holds, provider processes and connections, and the plan's fabric. */
   async close(): Promise<void> {
+    await this.lease?.release().catch(() => {});
+    this.holds?.close();
+    this.holds = undefined;
     await this.plan.close();
   }
 
-  /** deploy → start → remove. `resumeDir` continues an interrupted run from its last completed round. */
+  private holds: DeploymentHolds | undefined;
+  private lease: HeldLease | undefined;
+
+  /**
+   * deploy → start → remove (what no other live run uses). `resumeDir` continues an interrupted run from its last
+   * completed round; it is claimed (refused if its keeper still lives) before anything is deployed.
+   */
   async run(resumeDir?: string): Promise<RunSummary> {
-    await this.deploy();
+    const claimed = resumeDir ? await this.claim(resumeDir) : undefined;
     try {
-      return await this.start(resumeDir);
+      await this.deploy();
+    } catch (e) {
+      await this.lease?.release().catch(() => {});
+      await claimed?.store.close();
+      throw e;
+    }
+    try {
+      return await this.start(resumeDir, claimed);
     } finally {
-      await this.remove();
+      await this.removeUnused();
     }
   }
 
-  /** Runs the FL experiment on the deployed functions (or continues the run in `resumeDir`). */
-  async start(resumeDir?: string): Promise<RunSummary> {
-    const fl = this.cfg.scenarios.federated_learning;
-    const pre = await preflight(this.cfg);
-    this.checkPayloads(pre);
-    await this.checkDeployed();
-    const store = await openStore(this.storeSpec());
+  /**
+   * Runs the FL experiment on the deployed functions (or continues the run in `resumeDir`), holding the run's lease
+   * throughout: exactly one keeper drives a run.
+   */
+  async start(resumeDir?: string, claimed?: Claimed): Promise<RunSummary> {
+    let store = claimed?.store;
     let access: { spec: FunctionStoreSpec; close(): Promise<void> } | undefined;
     try {
+      const pre = await preflight(this.cfg);
+      this.checkPayloads(pre);
+      await this.holdFunctions();
+      await this.checkDeployed();
+      if (resumeDir) claimed ??= await this.claim(resumeDir);
+      store ??= await openStore(this.storeSpec());
       access = await this.functionStore(store);
       const fn = { store: access.spec, dataset: await this.functionDataset(pre.dataset) };
-      if (resumeDir) {
-        const { runId, runDir } = await this.resumable(store, resumeDir);
-        return await this.execute(store, runId, runDir, pre, fn, true);
+      if (claimed) {
+        this.holds!.setRun(claimed.runId);
+        return await this.execute(store, claimed.runId, claimed.runDir, pre, fn, true);
       }
       const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
       const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
       runDir.writeText('run.json', JSON.stringify({ run_id: runId, config_file: this.opts.configFile ? path.resolve(this.opts.configFile) : null, started_at: new Date().toISOString() }, null, 2) + '\n');
+      this.holds!.setRun(runId);
       return await this.execute(store, runId, runDir, pre, fn, false);
     } finally {
       await access?.close();
+      await this.lease?.release().catch(() => {});
+      await store?.close();
+    }
+  }
+
+  /**
+   * Opens the store and takes over the run in `dir`: it must be a run of this config that can go on, and no live
+   * keeper may hold it (one line naming its pid and host otherwise, exit 2); a dead keeper's lease is taken over.
+   */
+  private async claim(dir: string): Promise<Claimed> {
+    const store = await openStore(this.storeSpec());
+    try {
+      const { runId, runDir } = await this.resumable(store, dir);
+      this.lease = await HeldLease.acquire(store, runId, `--resume ${dir}`);
+      return { store, runId, runDir };
+    } catch (e) {
       await store.close();
+      throw e;
     }
   }
 
@@ -276,10 +382,12 @@ export class Keeper {
     const done = resumed ? runDir.readRounds() : [];
     if (resumed) {
       await store.setRunStatus(runId, 'running');
-      runDir.event('run_resumed', { run_id: runId, completed_rounds: done.length });
+      const prev = this.lease?.tookOver;
+      runDir.event('run_resumed', { run_id: runId, completed_rounds: done.length, pid: process.pid, ...(prev ? { took_over_from: { pid: prev.pid, host: prev.host } } : {}) });
     } else {
       runDir.writeText('config.yaml', YAML.stringify(redactConfig(cfg)));
       await store.createRun({ runId, name: cfg.name, configJson: JSON.stringify(redactConfig(cfg)), status: 'running', createdAt: t0, updatedAt: t0 });
+      this.lease = await HeldLease.acquire(store, runId, `run ${runId}`);
       runDir.event('run_started', { run_id: runId, name: cfg.name, seed: fl.seed, clients_total: fl.clients_info.total_num_clients, clients_per_round: fl.clients_info.num_clients_per_round });
     }
     progress({ kind: 'run_started', runId, runDir: runDir.dir, maxRounds: fl.max_rounds, clientsPerRound: fl.clients_info.num_clients_per_round });
@@ -370,6 +478,7 @@ export class Keeper {
       this.stopHook = () => finishSummary('stopped', 'interrupted; continue with fedkeeper run --resume ' + runDir.dir);
       if (summary.final_accuracy !== null && summary.final_accuracy >= fl.target_accuracy) summary.reached_target = true;
       for (let round = done.length + 1; round <= fl.max_rounds && !summary.reached_target; round++) {
+        this.lease?.check();
         const r = await this.runRound(round, common, store, tracker, runDir, counters, progress);
         summary.rounds = round;
         summary.final_accuracy = r.accuracy;
@@ -386,6 +495,9 @@ export class Keeper {
       await finishSummary('completed');
       return summary;
     } catch (e) {
+      // Another keeper drives the run now: leave everything of it to that one.
+      if (e instanceof LeaseLostError) throw e;
+      this.lease?.check();
       if ((e as { exitCode?: number }).exitCode === 2 && summary.rounds === 0 && !resumed) {
         // The input was wrong and nothing useful was produced: leave no half-written run behind.
         runDir.discard();
@@ -497,6 +609,7 @@ export class Keeper {
     const tTrained = Date.now();
 
     const server = this.provider(this.plan.serverCluster);
+    this.lease?.check();
     const agg = await this.invokeAndWait(
       tracker,
       { provider: server, functionName: 'fl_server_aggregator', params: { ...common, round, clientIds: fit, attempts: Object.fromEntries(results.map((r) => [r.request.clientId, r.request.attempt])) } satisfies AggregatorParams as unknown as Record<string, unknown>, round, clientId: -1, attempt: 1, deadlineMs: this.deadline(this.plan.serverCluster, 'fl_server_aggregator') },

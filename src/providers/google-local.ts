@@ -18,6 +18,7 @@ import { ActivationBook, activationHeaders, FunctionCaller, type GoogleActivatio
 import { isServerAlive, ServerStartError, startFunctionServer, stopFunctionServer, type ServerRecord } from './google-local-server.js';
 import type { FunctionSource } from './google-source.js';
 import { ProviderError, type FunctionSpec, type Provider } from './types.js';
+import { withStateLock } from './state-lock.js';
 
 export interface GoogleLocalProviderOptions {
   cluster: string;
@@ -79,14 +80,17 @@ export class GoogleLocalProvider implements Provider {
   }
 
   private updateState<T>(change: (d: Deployments) => Promise<T>): Promise<T> {
+    // Serialised in this process, and locked against other keepers changing the same cluster's record.
     const run = this.stateLock.then(async () => {
-      const d = await this.readState();
-      const out = await change(d);
       await mkdir(this.root, { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(d, null, 2));
-      await rename(tmp, this.file);
-      return out;
+      return withStateLock(this.file, async () => {
+        const d = await this.readState();
+        const out = await change(d);
+        const tmp = `${this.file}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(d, null, 2));
+        await rename(tmp, this.file);
+        return out;
+      });
     });
     this.stateLock = run.catch(() => undefined);
     return run;

@@ -5,7 +5,8 @@
  * this repository and sees nothing of it (no variable pointing at an installed fedkeeper, no NODE_PATH).
  * Every invocation gets an OpenWhisk-style activation id and record (start, end, status, result, cold
  * start, logs) that the keeper polls, exactly as it polls a remote platform. Deployments are recorded in a small
- * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands.
+ * JSON file per cluster so that `deploy`, `start` and `remove` can be separate commands; keepers running at the
+ * same time change it under a lock (state-lock.ts), and keeper/holds.ts decides what a finished run may remove.
  */
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -16,6 +17,7 @@ import { ContainerPool } from '../runtime/container-pool.js';
 import type { ContainerAction } from '../runtime/container-types.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
+import { withStateLock } from './state-lock.js';
 
 export interface LocalProviderOptions {
   cluster: string;
@@ -90,18 +92,25 @@ export class LocalProvider implements Provider {
     await rename(tmp, this.file);
   }
 
+  /** Read-modify-write of the record, locked against other keepers deploying to this cluster at the same time. */
+  private async updateDeployments(change: (d: Record<string, Deployment>) => boolean): Promise<void> {
+    await mkdir(path.dirname(this.file), { recursive: true });
+    await withStateLock(this.file, async () => {
+      const d = await this.readDeployments();
+      if (change(d)) await this.writeDeployments(d);
+    });
+  }
+
   async deploy(spec: FunctionSpec): Promise<void> {
     if (!spec.artifact) throw new ProviderError(`local cluster ${this.cluster}: function ${spec.name} has no package to run (a local cluster runs FedKeeper's function packages)`, 2);
-    const d = await this.readDeployments();
-    d[spec.name] = { spec, deployedAt: Date.now() };
-    await this.writeDeployments(d);
+    await this.updateDeployments((d) => {
+      d[spec.name] = { spec, deployedAt: Date.now() };
+      return true;
+    });
   }
 
   async remove(name: string): Promise<void> {
-    const d = await this.readDeployments();
-    if (!(name in d)) return;
-    delete d[name];
-    await this.writeDeployments(d);
+    await this.updateDeployments((d) => Object.hasOwn(d, name) && delete d[name]);
   }
 
   async list(): Promise<string[]> {

@@ -66,6 +66,17 @@ const MIGRATIONS: readonly string[] = [
 
   CREATE INDEX activations_run_round ON activations (run_id, round);
   `,
+  // 1 → 2: the lease that makes one keeper the only one driving a run (keeper/lease.ts).
+  `
+  CREATE TABLE run_leases (
+    run_id       text    PRIMARY KEY,
+    token        text    NOT NULL,
+    pid          integer NOT NULL,
+    host         text    NOT NULL,
+    acquired_at  bigint  NOT NULL,
+    heartbeat_at bigint  NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -20,6 +20,8 @@ import type {
   ClientUpdate,
   ClientUpdateInfo,
   ParameterStore,
+  RunInfo,
+  RunLease,
   RunRecord,
   RunStatus,
 } from './types.js';
@@ -36,6 +38,26 @@ interface RunRow {
   status: string;
   created_at: Int8;
   updated_at: Int8;
+}
+
+interface RunListRow {
+  run_id: string;
+  name: string;
+  status: string;
+  created_at: Int8;
+  updated_at: Int8;
+  rounds: number | null;
+  updates: Int8;
+  bytes: Int8;
+}
+
+interface LeaseRow {
+  run_id: string;
+  token: string;
+  pid: number;
+  host: string;
+  acquired_at: Int8;
+  heartbeat_at: Int8;
 }
 
 interface UpdateInfoRow {
@@ -81,8 +103,26 @@ const SQL = {
   deleteRun: `WITH u AS (DELETE FROM client_updates WHERE run_id = $1),
                    g AS (DELETE FROM global_weights WHERE run_id = $1),
                    p AS (DELETE FROM partitions WHERE run_id = $1),
-                   a AS (DELETE FROM activations WHERE run_id = $1)
+                   a AS (DELETE FROM activations WHERE run_id = $1),
+                   l AS (DELETE FROM run_leases WHERE run_id = $1)
               DELETE FROM runs WHERE run_id = $1`,
+  // pg_column_size: the bytes a value takes as stored (after TOAST compression), without reading it.
+  listRuns: `SELECT r.run_id, r.name, r.status, r.created_at, r.updated_at,
+               (SELECT MAX(round) FROM global_weights g WHERE g.run_id = r.run_id) AS rounds,
+               (SELECT COUNT(*) FROM client_updates u WHERE u.run_id = r.run_id) AS updates,
+               (SELECT COALESCE(SUM(pg_column_size(blob)), 0) FROM global_weights g WHERE g.run_id = r.run_id)
+                 + (SELECT COALESCE(SUM(pg_column_size(blob)), 0) FROM client_updates u WHERE u.run_id = r.run_id)
+                 + (SELECT COALESCE(SUM(pg_column_size(indices)), 0) FROM partitions p WHERE p.run_id = r.run_id) AS bytes,
+               l.token, l.pid, l.host, l.acquired_at, l.heartbeat_at
+             FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id
+             ORDER BY r.created_at DESC, r.run_id COLLATE "C"`,
+  getLease: 'SELECT * FROM run_leases WHERE run_id = $1',
+  insertLease: `INSERT INTO run_leases (run_id, token, pid, host, acquired_at, heartbeat_at)
+                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING`,
+  replaceLease: `UPDATE run_leases SET token = $2, pid = $3, host = $4, acquired_at = $5, heartbeat_at = $6
+                 WHERE run_id = $1 AND token = $7`,
+  renewLease: 'UPDATE run_leases SET heartbeat_at = $1 WHERE run_id = $2 AND token = $3',
+  releaseLease: 'DELETE FROM run_leases WHERE run_id = $1 AND token = $2',
   putGlobal: `INSERT INTO global_weights (run_id, round, blob) VALUES ($1, $2, $3)
               ON CONFLICT (run_id, round) DO UPDATE SET blob = EXCLUDED.blob`,
   getGlobal: 'SELECT blob FROM global_weights WHERE run_id = $1 AND round = $2',
@@ -183,6 +223,43 @@ export class PostgresStore implements ParameterStore {
 
   async deleteRun(runId: string): Promise<void> {
     await this.query(SQL.deleteRun, [runId]);
+  }
+
+  async listRuns(): Promise<RunInfo[]> {
+    return (await this.query<RunListRow & Partial<LeaseRow>>(SQL.listRuns, [])).map((r) => {
+      const info: RunInfo = {
+        runId: r.run_id,
+        name: r.name,
+        status: r.status as RunStatus,
+        createdAt: Number(r.created_at),
+        updatedAt: Number(r.updated_at),
+        rounds: r.rounds,
+        updates: Number(r.updates),
+        bytes: Number(r.bytes),
+      };
+      if (r.token != null) info.lease = toLease({ ...(r as LeaseRow) });
+      return info;
+    });
+  }
+
+  async getLease(runId: string): Promise<RunLease | undefined> {
+    const r = (await this.query<LeaseRow>(SQL.getLease, [runId]))[0];
+    return r ? toLease(r) : undefined;
+  }
+
+  async acquireLease(lease: RunLease, replacing?: string): Promise<boolean> {
+    const values = [lease.runId, lease.token, lease.pid, lease.host, lease.acquiredAt, lease.heartbeatAt];
+    // Not idempotent: after a connection lost mid-statement a retry would answer false for our own insert.
+    const r = await this.run((c) => (replacing === undefined ? c.query(SQL.insertLease, values) : c.query(SQL.replaceLease, [...values, replacing])), false);
+    return r.rowCount === 1;
+  }
+
+  async renewLease(runId: string, token: string, now: number): Promise<boolean> {
+    return (await this.run((c) => c.query(SQL.renewLease, [now, runId, token]))).rowCount === 1;
+  }
+
+  async releaseLease(runId: string, token: string): Promise<void> {
+    await this.query(SQL.releaseLease, [runId, token]);
   }
 
   /** The deleted rows' space is reused by the table (PostgreSQL's autovacuum); it is not handed back to the OS. */
@@ -291,6 +368,10 @@ export class PostgresStore implements ParameterStore {
   private async query<R extends object>(sql: string, values: unknown[]): Promise<R[]> {
     return (await this.run((c) => c.query(sql, values))).rows as R[];
   }
+}
+
+function toLease(r: LeaseRow): RunLease {
+  return { runId: r.run_id, token: r.token, pid: r.pid, host: r.host, acquiredAt: Number(r.acquired_at), heartbeatAt: Number(r.heartbeat_at) };
 }
 
 function toUpdateInfo(r: UpdateInfoRow): ClientUpdateInfo {

@@ -69,6 +69,17 @@ const MIGRATIONS: readonly string[] = [
 
   CREATE INDEX activations_run_round ON activations (run_id, round);
   `,
+  // 1 → 2: the lease that makes one keeper the only one driving a run (keeper/lease.ts).
+  `
+  CREATE TABLE run_leases (
+    run_id       TEXT    PRIMARY KEY,
+    token        TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    host         TEXT    NOT NULL,
+    acquired_at  INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

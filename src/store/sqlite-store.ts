@@ -14,6 +14,8 @@ import type {
   ClientUpdate,
   ClientUpdateInfo,
   ParameterStore,
+  RunInfo,
+  RunLease,
   RunRecord,
   RunStatus,
 } from './types.js';
@@ -25,6 +27,26 @@ interface RunRow {
   status: string;
   created_at: number;
   updated_at: number;
+}
+
+interface RunListRow {
+  run_id: string;
+  name: string;
+  status: string;
+  created_at: number;
+  updated_at: number;
+  rounds: number | null;
+  updates: number;
+  bytes: number;
+}
+
+interface LeaseRow {
+  run_id: string;
+  token: string;
+  pid: number;
+  host: string;
+  acquired_at: number;
+  heartbeat_at: number;
 }
 
 interface UpdateInfoRow {
@@ -69,8 +91,27 @@ const SQL = {
     'DELETE FROM global_weights WHERE run_id = ?',
     'DELETE FROM partitions WHERE run_id = ?',
     'DELETE FROM activations WHERE run_id = ?',
+    'DELETE FROM run_leases WHERE run_id = ?',
     'DELETE FROM runs WHERE run_id = ?',
   ],
+  // length() of a BLOB reads its size from the record header, not its pages.
+  listRuns: `SELECT r.run_id, r.name, r.status, r.created_at, r.updated_at,
+               (SELECT MAX(round) FROM global_weights g WHERE g.run_id = r.run_id) AS rounds,
+               (SELECT COUNT(*) FROM client_updates u WHERE u.run_id = r.run_id) AS updates,
+               (SELECT COALESCE(SUM(length(blob)), 0) FROM global_weights g WHERE g.run_id = r.run_id)
+                 + (SELECT COALESCE(SUM(length(blob)), 0) FROM client_updates u WHERE u.run_id = r.run_id)
+                 + (SELECT COALESCE(SUM(length(indices)), 0) FROM partitions p WHERE p.run_id = r.run_id) AS bytes,
+               l.token, l.pid, l.host, l.acquired_at, l.heartbeat_at
+             FROM runs r LEFT JOIN run_leases l ON l.run_id = r.run_id
+             ORDER BY r.created_at DESC, r.run_id`,
+  getLease: 'SELECT * FROM run_leases WHERE run_id = ?',
+  insertLease: `INSERT INTO run_leases (run_id, token, pid, host, acquired_at, heartbeat_at)
+                VALUES (@runId, @token, @pid, @host, @acquiredAt, @heartbeatAt) ON CONFLICT (run_id) DO NOTHING`,
+  replaceLease: `UPDATE run_leases SET token = @token, pid = @pid, host = @host, acquired_at = @acquiredAt,
+                   heartbeat_at = @heartbeatAt
+                 WHERE run_id = @runId AND token = @replacing`,
+  renewLease: 'UPDATE run_leases SET heartbeat_at = ? WHERE run_id = ? AND token = ?',
+  releaseLease: 'DELETE FROM run_leases WHERE run_id = ? AND token = ?',
   putGlobal: `INSERT INTO global_weights (run_id, round, blob) VALUES (?, ?, ?)
               ON CONFLICT (run_id, round) DO UPDATE SET blob = excluded.blob`,
   getGlobal: 'SELECT blob FROM global_weights WHERE run_id = ? AND round = ?',
@@ -155,17 +196,55 @@ export class SqliteStore implements ParameterStore {
 
   async deleteRun(runId: string): Promise<void> {
     this.deleteRunTx(runId);
+    this.giveSpaceBack();
+  }
+
+  async listRuns(): Promise<RunInfo[]> {
+    return (this.stmt(SQL.listRuns).all() as (RunListRow & Partial<LeaseRow>)[]).map((r) => {
+      const info: RunInfo = {
+        runId: r.run_id,
+        name: r.name,
+        status: r.status as RunStatus,
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        rounds: r.rounds,
+        updates: r.updates,
+        bytes: r.bytes,
+      };
+      if (r.token != null) info.lease = toLease({ ...(r as LeaseRow) });
+      return info;
+    });
+  }
+
+  async getLease(runId: string): Promise<RunLease | undefined> {
+    const r = this.stmt(SQL.getLease).get(runId) as LeaseRow | undefined;
+    return r ? toLease(r) : undefined;
+  }
+
+  async acquireLease(lease: RunLease, replacing?: string): Promise<boolean> {
+    const row = { runId: lease.runId, token: lease.token, pid: lease.pid, host: lease.host, acquiredAt: lease.acquiredAt, heartbeatAt: lease.heartbeatAt };
+    const { changes } = replacing === undefined ? this.stmt(SQL.insertLease).run(row) : this.stmt(SQL.replaceLease).run({ ...row, replacing });
+    return changes === 1;
+  }
+
+  async renewLease(runId: string, token: string, now: number): Promise<boolean> {
+    return this.stmt(SQL.renewLease).run(now, runId, token).changes === 1;
+  }
+
+  async releaseLease(runId: string, token: string): Promise<void> {
+    this.stmt(SQL.releaseLease).run(runId, token);
   }
 
   async deleteClientUpdates(runId: string, upToRound = Number.MAX_SAFE_INTEGER): Promise<number> {
     const { changes } = this.stmt('DELETE FROM client_updates WHERE run_id = ? AND round <= ?').run(runId, upToRound);
-    // The freed pages go back to the file system (auto_vacuum = INCREMENTAL, see sqlite-schema.ts), and the WAL
-    // is truncated when no reader holds it.
-    if (changes > 0) {
-      this.db.pragma('incremental_vacuum');
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-    }
+    if (changes > 0) this.giveSpaceBack();
     return changes;
+  }
+
+  /** Freed pages go back to the file system (auto_vacuum = INCREMENTAL), the WAL is truncated when no reader holds it. */
+  private giveSpaceBack(): void {
+    this.db.pragma('incremental_vacuum');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   async putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void> {
@@ -268,6 +347,10 @@ export class SqliteStore implements ParameterStore {
     }
     return s;
   }
+}
+
+function toLease(r: LeaseRow): RunLease {
+  return { runId: r.run_id, token: r.token, pid: r.pid, host: r.host, acquiredAt: r.acquired_at, heartbeatAt: r.heartbeat_at };
 }
 
 function toUpdateInfo(r: UpdateInfoRow): ClientUpdateInfo {

@@ -16,6 +16,30 @@ export interface RunRecord {
   updatedAt: number; // epoch ms
 }
 
+/**
+ * Who drives a run: one keeper at a time holds its lease (keeper/lease.ts decides whether a holder is alive). The
+ * holder renews heartbeatAt while it lives; `token` is unique per keeper process and fences the lease.
+ */
+export interface RunLease {
+  runId: string;
+  token: string;
+  pid: number;
+  host: string;
+  acquiredAt: number; // epoch ms
+  heartbeatAt: number; // epoch ms
+}
+
+/** A run as `fedkeeper runs` lists it: its record without the config, what it takes in the store, its lease. */
+export interface RunInfo extends Omit<RunRecord, 'configJson'> {
+  /** Highest round with global weights (0 = initial weights only), or null before init. */
+  rounds: number | null;
+  /** Client updates still stored. */
+  updates: number;
+  /** Bytes of the run's weights, client updates and partitions in the store. */
+  bytes: number;
+  lease?: RunLease;
+}
+
 export interface ClientUpdate {
   runId: string;
   round: number;
@@ -91,8 +115,22 @@ export interface ParameterStore extends FunctionStore {
   createRun(run: RunRecord): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   setRunStatus(runId: string, status: RunStatus): Promise<void>;
-  /** Removes a run and everything keyed by it. */
+  /** Removes a run and everything keyed by it (its lease too), and gives the space back like deleteClientUpdates. */
   deleteRun(runId: string): Promise<void>;
+  /** Every run in the store, newest first, with its size and lease. */
+  listRuns(): Promise<RunInfo[]>;
+
+  getLease(runId: string): Promise<RunLease | undefined>;
+  /**
+   * Takes the run's lease, atomically: when nobody holds it (`replacing` absent), or when it is still held under the
+   * token `replacing` (taking over a keeper that died). False if the lease is not as expected (someone else was
+   * faster, or the holder changed).
+   */
+  acquireLease(lease: RunLease, replacing?: string): Promise<boolean>;
+  /** Renews the heartbeat; false if `token` no longer holds the lease (another keeper took it over). */
+  renewLease(runId: string, token: string, now: number): Promise<boolean>;
+  /** Gives the lease up if `token` still holds it. */
+  releaseLease(runId: string, token: string): Promise<void>;
 
   /** Global weights after `round` (round 0 = initial weights). A repeated write replaces. */
   putGlobalWeights(runId: string, round: number, weights: WeightVector): Promise<void>;
