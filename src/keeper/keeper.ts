@@ -239,7 +239,7 @@ export class Keeper {
     }
     if (rel.kept.size) {
       const users = new Map([...rel.kept.values()].flat().map((h) => [h.holder, h]));
-      this.opts.onProgress?.({ kind: 'functions_kept', functions: [...rel.kept.keys()], users: describeUsers([...users.values()]) });
+      this.opts.onProgress?.({ kind: 'functions_kept', functions: [...rel.kept.keys()].sort(), users: describeUsers([...users.values()]) });
     }
     return done;
   }

@@ -85,6 +85,10 @@ test('kill -9 in the middle of round 3, then run --resume: same final weights, e
   const rounds = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
   assert.deepEqual(rounds, ['1', '2', '3', '4']);
   assert.equal(s.resumed_at.length, 1);
+  // The killed keeper's lease was taken over, and the run's events say from whom.
+  const resumedEvent = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'run_resumed');
+  assert.equal(resumedEvent.took_over_from.pid, r.p.pid);
+  assert.equal(resumedEvent.took_over_from.host, os.hostname());
 });
 
 test('Ctrl-C stops cleanly and leaves a resumable run; resuming a completed run is refused', async () => {
