@@ -158,6 +158,10 @@ test('bad input: one line, exit 2, no run directory', async (t) => {
     ['round timeout shorter than the invocation timeout', ['run', '-c', tinyConfig('bad6', { fl: '    fault_tolerance: { round_timeout: 10s }\n    functions: { fl_client: { local: { timeout: 60s } } }\n' })], /round_timeout \(10000 ms\) is shorter than functions\.fl_client\.local\.timeout \(60000 ms\)/],
     ['unknown command', ['train', '-c', 'x.yaml'], /unknown command "train"/],
     ['no config', ['run'], /run needs a config/],
+    ['runs of a store that does not exist (none is created)', ['runs', '--store', 'no-such-dir/store.sqlite'], /no store at .*no-such-dir\/store\.sqlite: nothing has run with it yet; check the path/],
+    ['runs with a store URL that is not PostgreSQL', ['runs', '--store', 'mysql://u:secret@h/db'], /--store mysql:\/\/u:\*\*\*@h\/db: expected a postgres:\/\/ URL or the path of a SQLite store file/],
+    ['runs with both a config and a store', ['runs', '-c', 'x.yaml', '--store', 's.sqlite'], /name the store once/],
+    ['runs rm without run ids', ['runs', 'rm'], /name the runs to delete/],
   ];
   for (const [name, args, msg] of cases) {
     await t.test(name, async () => {
