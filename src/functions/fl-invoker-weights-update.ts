@@ -11,6 +11,7 @@ import { providerFor } from '../providers/factory.js';
 import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type RelayedClientParams, type RelayParams } from './params.js';
 import { storeFor } from './shared.js';
+import { errorText } from '../providers/error-text.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,7 +38,7 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
       if (!a) throw new Error(`${where}: the platform lost the activation`);
       if (a.status !== 'running') {
         const result = a.result ?? {};
-        if (a.status !== 'success') throw new Error(`client ${p.clientId} on ${where}: ${a.status}: ${String(result.error ?? '')}`);
+        if (a.status !== 'success') throw new Error(`client ${p.clientId} on ${where}: ${a.status}: ${errorText(result.error)}`);
         const { update, ...metrics } = result;
         if (typeof update !== 'string') throw new Error(`client ${p.clientId} on ${where}: the answer has no update`);
         const weights = decodeWeights(Buffer.from(update, 'base64'));

@@ -3,6 +3,7 @@
  * an activation id at once), records the activation in the store as it changes (so the history survives the
  * keeper), polls the platform until the activation ends, and writes its row into the run directory.
  */
+import { errorText } from '../providers/error-text.js';
 import { ProviderError, type Activation, type Provider } from '../providers/types.js';
 import type { ActivationRecord, ParameterStore } from '../store/types.js';
 import type { RunDirectory } from '../telemetry/run-dir.js';
@@ -163,13 +164,15 @@ export class ActivationTracker {
       endTime: a.endTime ?? Date.now(),
       status: a.status,
       coldStart: a.coldStart,
-      error: ok ? undefined : String(result.error ?? a.status),
+      error: ok ? undefined : errorText(result.error) || a.status,
     };
     await this.store.putActivation(done);
-    // Through the relay, the row names the client's own platform and cluster; `via` names the relay's.
-    const relayed = typeof result.relayedPlatform === 'string';
-    const platform = relayed ? String(result.relayedPlatform) : req.provider.platform;
-    const cluster = relayed ? String(result.relayedCluster) : req.provider.cluster;
+    // Through the relay, the row names the client's own platform and cluster (failed attempts too: the request says
+    // where the relay was to run it); `via` names the relay's.
+    const target = (req.params as { target?: { platform?: unknown; cluster?: unknown } }).target;
+    const relayed = typeof target?.platform === 'string' && typeof target.cluster === 'string';
+    const platform = relayed ? String(target.platform) : req.provider.platform;
+    const cluster = relayed ? String(target.cluster) : req.provider.cluster;
     const durationS = (done.endTime! - done.startTime) / 1000;
     if (req.clientId >= 0) this.samples.push({ platform, cluster, durationS, coldStart: relayed ? result.relayedColdStart === true : a.coldStart, status: a.status });
     this.runDir.activation(req.round, {
@@ -177,7 +180,7 @@ export class ActivationTracker {
       function: req.functionName,
       platform,
       cluster,
-      activation_id: relayed ? String(result.relayedActivationId) : a.activationId,
+      activation_id: relayed && typeof result.relayedActivationId === 'string' ? result.relayedActivationId : a.activationId,
       start_time: done.startTime / 1000,
       end_time: done.endTime! / 1000,
       duration: durationS,

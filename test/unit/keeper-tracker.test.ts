@@ -68,3 +68,40 @@ test('transient invoke errors are retried; polling rides out an outage; a missin
   assert.match(readFileSync(path.join(runDir.dir, 'events.jsonl'), 'utf8'), /"type":"call_retry"/);
   await store.close();
 });
+
+test("an error object's message is shown, never [object Object]; a relayed attempt is recorded under the client's cluster, failed or not", async () => {
+  const { errorText } = await import('../../src/providers/error-text.js');
+  assert.equal(errorText({ name: 'Error', message: 'boom', stack: 'Error: boom\n at x' }), 'boom');
+  assert.equal(errorText({ name: 'TypeError', message: 'x is not a function' }), 'TypeError: x is not a function');
+  assert.equal(errorText({ errorType: 'Runtime.ExitError', errorMessage: 'exited' }), 'Runtime.ExitError: exited');
+  assert.equal(errorText({ error: { message: 'nested' } }), 'nested');
+  assert.equal(errorText('plain'), 'plain');
+  assert.equal(errorText({ code: 7 }), '{"code":7}');
+
+  const store = await openStore({ type: 'sqlite', path: ':memory:' });
+  const runDir = RunDirectory.create(path.join(dir, 'relay-run'));
+  const tracker = new ActivationTracker(store, runDir, 'r');
+  const relay = (result: Record<string, unknown>, status: Activation['status']): Provider => ({
+    ...scripted(0, 0, true),
+    platform: 'local',
+    cluster: 'server',
+    async activation(id: string): Promise<Activation> {
+      return { activationId: id, functionName: 'fl_invoker_weights_update', status, startTime: Date.now() - 5, endTime: Date.now(), coldStart: false, result };
+    },
+  });
+  const target = { platform: 'google', cluster: 'gcf', functionName: 'fl_client', settings: {} };
+  const req = (provider: Provider, attempt: number) => ({ provider, functionName: 'fl_invoker_weights_update', params: { target }, round: 1, clientId: 4, attempt, deadlineMs: 10_000 });
+  const failed = await (await tracker.invoke(req(relay({ error: { name: 'Error', message: 'client 4 on google:gcf/fl_client: application error: bad' } }, 'application error'), 1))).done;
+  assert.equal(failed.record.error, 'client 4 on google:gcf/fl_client: application error: bad');
+  const done = await (await tracker.invoke(req(relay({ numSamples: 3, relayedActivationId: 'b'.repeat(32) }, 'success'), 2))).done;
+  assert.equal(done.ok, true);
+  const [head, ...rows] = readFileSync(path.join(dir, 'relay-run', 'activations', '1.csv'), 'utf8').trim().split('\n');
+  const cols = head!.split(',');
+  const recs = rows.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
+  assert.deepEqual(recs.map((x) => [x.attempt, `${x.platform}:${x.cluster}`, x.via!.replace(/[0-9a-f]{32}$/, 'ID')]), [
+    ['1', 'google:gcf', 'local:server/ID'],
+    ['2', 'google:gcf', 'local:server/ID'],
+  ]);
+  assert.equal(recs[1]!.activation_id, 'b'.repeat(32), "the success names the client's own activation");
+  await store.close();
+});
