@@ -20,6 +20,7 @@ export async function fabricUp(cfg: FedKeeperConfig): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   await close();
-  process.stdout.write('fabric stopped\n');
+  // Keepers that reused these clusters (registered with them) keep them up until the last of them ends.
+  process.stdout.write('fabric stopped (a cluster other running keepers still use stays up until they end)\n');
   return 0;
 }

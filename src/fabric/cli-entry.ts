@@ -4,19 +4,35 @@
  * which keeps keys out of the process list). The JSON is `{clusters: [...]}` or a list (see spec.ts). Prints one JSON
  * line per cluster once all listen — `{"name","kind":"openwhisk","url","namespace"}` or
  * `{"name","kind":"lambda","url","region"}` — then runs until SIGTERM/SIGINT and closes cleanly.
- * Exit codes: 0 after a signal, 2 bad description or busy port, 1 anything else.
+ *
+ * `--exit-with-keepers` (a fabric started for keepers, keeper/fabric-launcher.ts): the fabric also stops on its own
+ * once no keeper uses it. Its parent (the keeper that started it) is registered from the start; other keepers that
+ * reuse it register their pids at a cluster's keepers route (main.ts). It stops as soon as the last registered keeper
+ * leaves (`DELETE …/keepers/PID`), or within ~500 ms once every registered keeper is dead (the parent counts as dead
+ * once this process has another parent), even after a `kill -9` of all of them. Its parent may leave and go while
+ * others still use it: writes to the stdout/stderr pipes nobody reads any more (EPIPE) are dropped, not fatal.
+ *
+ * Exit codes: 0 after a signal or once no keeper uses it, 2 bad description or busy port, 1 anything else.
  */
 import { FabricConfigError } from './errors.js';
-import { parseFabricSpec, startFabric } from './main.js';
+import { FabricKeepers, parseFabricSpec, startFabric } from './main.js';
+
+const KEEPER_POLL_MS = 500;
 
 async function readInput(arg: string | undefined): Promise<string> {
-  if (arg !== undefined && arg !== '-') return arg;
+  if (arg !== undefined && arg !== '-' && !arg.startsWith('--')) return arg;
   const chunks: Buffer[] = [];
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A write to a pipe whose reader is gone fails with EPIPE: it is dropped (as are later ones) instead of killing the fabric. */
+function tolerateClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+}
+
 async function main(): Promise<void> {
+  tolerateClosedPipes();
   const text = await readInput(process.argv[2]);
   let data: unknown;
   try {
@@ -24,20 +40,30 @@ async function main(): Promise<void> {
   } catch (e) {
     throw new FabricConfigError(`fabric spec is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const fabric = await startFabric(parseFabricSpec(data), process.env);
+  const forKeepers = process.argv.includes('--exit-with-keepers');
+  const parent = process.ppid;
+  const keepers = new FabricKeepers();
+  if (forKeepers) keepers.register(parent);
+  const fabric = await startFabric(parseFabricSpec(data), process.env, { keepers });
   for (const c of fabric.clusters) {
     const line = c.kind === 'lambda' ? { name: c.name, kind: c.kind, url: c.url, region: c.region } : { name: c.name, kind: c.kind, url: c.url, namespace: c.namespace };
     process.stdout.write(`${JSON.stringify(line)}\n`);
   }
   await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-    // --exit-with-parent: a fabric started for one keeper must not outlive it (even after a kill -9 of the keeper).
-    if (process.argv.includes('--exit-with-parent')) {
-      const parent = process.ppid;
-      setInterval(() => {
-        if (process.ppid !== parent) resolve();
-      }, 500).unref();
+    const stop = () => {
+      keepers.stop(); // registrations from now on are refused: the keeper starts a fabric of its own
+      setImmediate(resolve); // after the answer to the request that made it stop (a leave) has been written
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    if (forKeepers) {
+      const check = () => {
+        if (keepers.stopping) return;
+        if (process.ppid !== parent) keepers.forget(parent);
+        if (keepers.live().length === 0) stop();
+      };
+      keepers.onChange(check);
+      setInterval(check, KEEPER_POLL_MS).unref();
     }
   });
   await fabric.close();

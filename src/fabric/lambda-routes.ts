@@ -2,8 +2,9 @@
  * The routes of the local Lambda API: the part of AWS Lambda's REST API that `@aws-sdk/client-lambda` calls for
  * functions and invocations, answered with Lambda's paths, status codes, JSON shapes and headers
  * (`x-amzn-RequestId`, `X-Amzn-ErrorType`, Invoke's `X-Amz-*`). Every request must be signed (SigV4, service
- * `lambda`, the cluster's region and key), FedKeeper's own `GET /fedkeeper/faults` too. Only the code download URL
- * that GetFunction hands out (`/fedkeeper/code/TOKEN`, a presigned-URL stand-in) needs no signature.
+ * `lambda`, the cluster's region and key), FedKeeper's own `GET /fedkeeper/faults` too, and FedKeeper's keepers
+ * route when the server has a keepers registry (a fabric's cluster, see main.ts). Only the code download URL that
+ * GetFunction hands out (`/fedkeeper/code/TOKEN`, a presigned-URL stand-in) needs no signature.
  *
  *   POST   /2015-03-31/functions                          CreateFunction → 201
  *   GET    /2015-03-31/functions                          ListFunctions (Marker, MaxItems)
@@ -15,6 +16,11 @@
  *   PUT|DELETE /2017-10-31/functions/NAME/concurrency     PutFunctionConcurrency, DeleteFunctionConcurrency → 204
  *   GET    /2019-09-30/functions/NAME/concurrency         GetFunctionConcurrency
  *   GET    /2016-08-19/account-settings                   GetAccountSettings
+ *   GET    /fedkeeper/keepers                             FedKeeper: the live keepers using the fabric
+ *   PUT    /fedkeeper/keepers/PID                         FedKeeper: keeper PID uses the fabric; 503 once it is stopping
+ *   DELETE /fedkeeper/keepers/PID                         FedKeeper: keeper PID ends one use
+ *
+ * (the keepers answers are KeepersView `{fabric_pid, keepers, stopping}`, main.ts).
  *
  * Invoke's answer also carries FedKeeper's `X-FedKeeper-Cold-Start: true|false` (and, on a cold start,
  * `X-FedKeeper-Init-Duration-Ms`); Lambda's own sign of a cold start is `Init Duration` in the REPORT line of the
@@ -26,6 +32,7 @@ import { PAYLOAD_LIMITS } from '../runtime/lambda-contract.js';
 import { LambdaError } from './lambda-errors.js';
 import { configurationJson, LAMBDA_LIMITS, type FunctionStore } from './lambda-functions.js';
 import { logTail, type InvokeRequest, type LambdaInvoker } from './lambda-invoker.js';
+import type { FabricKeepers } from './main.js';
 import { verifySigV4, type SigV4Key } from './sigv4.js';
 
 export interface LambdaApiContext {
@@ -37,6 +44,8 @@ export interface LambdaApiContext {
   faults: () => object;
   /** The platform's URL (for code download locations). */
   url: () => string;
+  /** The fabric's keepers registry (`/fedkeeper/keepers`); without one that route does not exist. */
+  keepers?: FabricKeepers;
 }
 
 interface Call {
@@ -94,6 +103,7 @@ function routeOf(method: string, p: string[], req: IncomingMessage): Route | und
   const [version, collection, name, sub, ...rest] = p;
   const small = (run: Route['run']): Route => ({ maxBody: DEFAULT_MAX_BODY, tooLarge: tooLargeFor('this', DEFAULT_MAX_BODY), run });
   if (version === 'fedkeeper' && collection === 'faults' && p.length === 2 && method === 'GET') return small((c) => send(c.res, 200, c.ctx.faults(), c.requestId));
+  if (version === 'fedkeeper' && collection === 'keepers') return keeperRoute(method, p);
   if (version === '2016-08-19' && collection === 'account-settings' && p.length === 2 && method === 'GET') return small(accountSettings);
   if (collection !== 'functions' || rest.length > 0) return undefined;
   if (version === '2015-03-31') {
@@ -146,6 +156,28 @@ function routeOf(method: string, p: string[], req: IncomingMessage): Route | und
     });
   }
   return undefined;
+}
+
+// ---- keepers (FedKeeper's own) ----------------------------------------------------------------------------------
+
+function keeperRoute(method: string, p: string[]): Route | undefined {
+  const small = (run: Route['run']): Route => ({ maxBody: DEFAULT_MAX_BODY, tooLarge: tooLargeFor('this', DEFAULT_MAX_BODY), run });
+  const segment = p[2];
+  if (p.length === 2 && method === 'GET') return small((c) => send(c.res, 200, keepersOf(c).view(), c.requestId));
+  if (p.length !== 3 || segment === undefined || (method !== 'PUT' && method !== 'DELETE')) return undefined;
+  return small((c) => {
+    const keepers = keepersOf(c);
+    const pid = keepers.pidOf(segment);
+    if (pid === undefined) throw LambdaError.invalid(`not a keeper's process id: '${segment}'`);
+    if (method === 'DELETE') keepers.leave(pid);
+    else if (!keepers.register(pid)) throw new LambdaError(503, 'ServiceException', 'the fabric is stopping', { ...keepers.view() });
+    send(c.res, 200, keepers.view(), c.requestId);
+  });
+}
+
+function keepersOf(c: Call): FabricKeepers {
+  if (!c.ctx.keepers) throw LambdaError.unknownOperation();
+  return c.ctx.keepers;
 }
 
 // ---- functions -------------------------------------------------------------------------------------------------

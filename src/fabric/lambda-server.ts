@@ -9,7 +9,8 @@
  * failureProbability (the runtime process is killed mid-invocation: Runtime.ExitError), errorProbability (a function
  * error, the handler not called), timeoutProbability (the invocation is held past its timeout: Sandbox.Timedout,
  * the environment killed); outages (the API stops listening, running invocations go on). `GET /fedkeeper/faults`
- * (signed like any request) answers the counts.
+ * (signed like any request) answers the counts. With `keepers` (a fabric's cluster), `/fedkeeper/keepers[/PID]`
+ * (signed too) registers the keepers that use the fabric in that registry (lambda-routes.ts, main.ts).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,7 @@ import { FunctionStore } from './lambda-functions.js';
 import { LambdaInvoker } from './lambda-invoker.js';
 import { handleLambdaRequest, type LambdaApiContext } from './lambda-routes.js';
 import { listen, scheduleOutages, stopListening, trackConnections, type OutageCounts } from './listener.js';
+import type { FabricKeepers } from './main.js';
 import { checkOutages, type OutageWindow } from './profiles.js';
 
 export interface LambdaServerOptions {
@@ -55,6 +57,8 @@ export interface LambdaServerOptions {
   seed?: number;
   /** Idle environments are stopped after this long (default 10 min). */
   idleTimeoutMs?: number;
+  /** The fabric's keepers registry, answered at `/fedkeeper/keepers`; without it that route does not exist. */
+  keepers?: FabricKeepers;
 }
 
 export interface LambdaServer {
@@ -114,7 +118,7 @@ export async function startLambdaServer(opts: LambdaServerOptions): Promise<Lamb
   const invoker = new LambdaInvoker(pool, functions, { credentials: key, endpoint: () => url });
   const outageCounts: OutageCounts = { outages: 0, outage_cut_connections: 0 };
   const faults = (): LambdaFaultCounts => ({ ...pool.faults(), ...outageCounts });
-  const ctx: LambdaApiContext = { key, region, functions, invoker, faults, url: () => url };
+  const ctx: LambdaApiContext = { key, region, functions, invoker, faults, url: () => url, ...(opts.keepers !== undefined ? { keepers: opts.keepers } : {}) };
 
   const server = createServer((req, res) => void handleLambdaRequest(ctx, req, res));
   server.keepAliveTimeout = 30_000;

@@ -9,6 +9,8 @@
  * already running go on, and those that end during the outage are recorded and readable afterwards.
  *
  * `GET /api/v1/fedkeeper/faults` (authenticated, FedKeeper's own) answers the faults injected so far: FaultCounts.
+ * With `keepers` (a fabric's cluster), `/api/v1/fedkeeper/keepers[/PID]` (authenticated, FedKeeper's own) registers
+ * the keepers that use the fabric in that registry (routes.ts, main.ts).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +22,7 @@ import { ClusterAuth } from './auth.js';
 import { FabricConfigError } from './errors.js';
 import { Invoker } from './invoker.js';
 import { listen, scheduleOutages, stopListening, trackConnections } from './listener.js';
+import type { FabricKeepers } from './main.js';
 import { checkOutages, type OutageWindow } from './profiles.js';
 import { handleRequest, type ApiContext } from './routes.js';
 
@@ -58,6 +61,8 @@ export interface OpenWhiskServerOptions {
   idleTimeoutMs?: number;
   /** Activations running at once in the pool (default: bounded by memory only, as an OpenWhisk invoker). */
   maxActive?: number;
+  /** The fabric's keepers registry, answered at `/api/v1/fedkeeper/keepers`; without it that route does not exist. */
+  keepers?: FabricKeepers;
 }
 
 export interface OpenWhiskServer {
@@ -117,6 +122,7 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
     blockingWaitMs: opts.blockingWaitMs ?? 60_000,
     info: apiInfo(opts.label, memoryMb),
     faults,
+    ...(opts.keepers !== undefined ? { keepers: opts.keepers } : {}),
   };
 
   const server = createServer((req, res) => void handleRequest(ctx, req, res));

@@ -2,7 +2,13 @@
  * The routes of the local OpenWhisk API (paths under /api/v1, as apiv1swagger.json): actions (list, get, put,
  * delete, invoke) and activations (list, get, result, logs), plus `GET /api/v1` (API info) and `GET /ping`.
  * Everything under /api/v1/namespaces needs the cluster's key; `_` is the caller's namespace. FedKeeper's own
- * `GET /api/v1/fedkeeper/faults` (the faults the cluster's profile has injected so far) needs it too.
+ * `GET /api/v1/fedkeeper/faults` (the faults the cluster's profile has injected so far) needs it too, and so does
+ * FedKeeper's keepers route (when the server has a keepers registry: a fabric's cluster, see main.ts), which keeps
+ * the fabric up for the keepers using it — each answers KeepersView `{fabric_pid, keepers, stopping}`:
+ *
+ *   GET    /api/v1/fedkeeper/keepers        the live registered keepers
+ *   PUT    /api/v1/fedkeeper/keepers/PID    keeper PID uses the fabric (one more use); 503 once the fabric is stopping
+ *   DELETE /api/v1/fedkeeper/keepers/PID    keeper PID ends one use
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { actionJson, actionMetaJson, type ActionStore } from './action-store.js';
@@ -11,6 +17,7 @@ import type { ClusterAuth } from './auth.js';
 import { WhiskHttpError } from './errors.js';
 import { newTransactionId, queryFlag, queryInt, readJsonBody, sendJson, sendText } from './http.js';
 import type { Invoker } from './invoker.js';
+import type { FabricKeepers } from './main.js';
 
 export interface ApiContext {
   auth: ClusterAuth;
@@ -24,6 +31,8 @@ export interface ApiContext {
   info: Record<string, unknown>;
   /** Body of `GET /api/v1/fedkeeper/faults`. */
   faults: () => object;
+  /** The fabric's keepers registry (`/api/v1/fedkeeper/keepers`); without one that route does not exist. */
+  keepers?: FabricKeepers;
 }
 
 interface Call {
@@ -67,6 +76,10 @@ async function route(c: Call, p: string[]): Promise<void> {
     c.ctx.auth.check(c.req.headers.authorization);
     return only(c, 'GET', () => sendJson(c.res, 200, c.ctx.faults(), c.tid));
   }
+  if (p[2] === 'fedkeeper' && p[3] === 'keepers' && (p.length === 4 || p.length === 5) && c.ctx.keepers) {
+    c.ctx.auth.check(c.req.headers.authorization);
+    return keeperRoutes(c, c.ctx.keepers, p[4]);
+  }
   if (p[2] !== 'namespaces') throw WhiskHttpError.notFound();
   c.ctx.auth.check(c.req.headers.authorization);
   if (p.length === 3) return only(c, 'GET', () => sendJson(c.res, 200, [c.ctx.auth.namespace], c.tid));
@@ -80,6 +93,19 @@ async function route(c: Call, p: string[]): Promise<void> {
 function only(c: Call, method: string, run: () => void | Promise<void>): void | Promise<void> {
   if (c.method !== method) throw WhiskHttpError.methodNotAllowed();
   return run();
+}
+
+// ---- keepers (FedKeeper's own) ------------------------------------------------------------------------------
+
+function keeperRoutes(c: Call, keepers: FabricKeepers, segment: string | undefined): void | Promise<void> {
+  if (segment === undefined) return only(c, 'GET', () => sendJson(c.res, 200, keepers.view(), c.tid));
+  if (c.method !== 'PUT' && c.method !== 'DELETE') throw WhiskHttpError.methodNotAllowed();
+  const pid = keepers.pidOf(segment);
+  if (pid === undefined) throw WhiskHttpError.badRequest(`not a keeper's process id: '${segment}'`);
+  c.req.resume();
+  if (c.method === 'DELETE') keepers.leave(pid);
+  else if (!keepers.register(pid)) return sendJson(c.res, 503, { error: 'the fabric is stopping', code: c.tid, ...keepers.view() }, c.tid);
+  sendJson(c.res, 200, keepers.view(), c.tid);
 }
 
 // ---- actions -------------------------------------------------------------------------------------------------

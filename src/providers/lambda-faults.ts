@@ -1,7 +1,8 @@
 /**
  * The fault counters of a local FedKeeper Lambda platform (`GET /fedkeeper/faults`, outside the Lambda API, signed
  * with SigV4 like every request to it). Real Lambda has no such thing: for it nothing is asked. SigV4 is written out
- * here (AWS's documented algorithm) because the SDK has no command for a path of our own.
+ * here (AWS's documented algorithm) because the SDK has no command for a path of our own; `signedHeaders` also signs
+ * the keeper's body-less PUT/DELETE of the platform's keepers route (keeper/fabric-launcher.ts).
  */
 import { createHash, createHmac } from 'node:crypto';
 import type { LambdaClusterSettings } from './lambda-config.js';
@@ -9,8 +10,15 @@ import type { LambdaClusterSettings } from './lambda-config.js';
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 const hmac = (key: string | Buffer, s: string) => createHmac('sha256', key).update(s).digest();
 
+type SigningKey = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
 /** Headers signing a body-less GET of `url` for service `lambda` (AWS Signature Version 4). */
-export function signedGetHeaders(url: URL, region: string, key: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }, now = new Date()): Record<string, string> {
+export function signedGetHeaders(url: URL, region: string, key: SigningKey, now = new Date()): Record<string, string> {
+  return signedHeaders('GET', url, region, key, now);
+}
+
+/** Headers signing a body-less request (`method` on `url`) for service `lambda` (AWS Signature Version 4). */
+export function signedHeaders(method: string, url: URL, region: string, key: SigningKey, now = new Date()): Record<string, string> {
   const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
   const payloadHash = hash('');
@@ -22,7 +30,7 @@ export function signedGetHeaders(url: URL, region: string, key: { accessKeyId: s
     .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0))
     .map(([k, v]) => `${k}=${v}`)
     .join('&');
-  const canonical = ['GET', url.pathname || '/', canonicalQuery, ...names.map((n) => `${n}:${headers[n]!.trim()}`), '', names.join(';'), payloadHash].join('\n');
+  const canonical = [method, url.pathname || '/', canonicalQuery, ...names.map((n) => `${n}:${headers[n]!.trim()}`), '', names.join(';'), payloadHash].join('\n');
   const scope = `${day}/${region}/lambda/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, hash(canonical)].join('\n');
   const signingKey = hmac(hmac(hmac(hmac(`AWS4${key.secretAccessKey}`, day), region), 'lambda'), 'aws4_request');
