@@ -149,7 +149,7 @@ export class Keeper {
   private checkPayloads(pre: Preflight): void {
     const relayed = [...this.plan.clusters.values()]
       .filter((c) => c.storeAccess === 'relay' && this.plan.placement.includes(c.name))
-      .map((c) => ({ name: c.name, platform: c.platform, functionName: this.cfg.scenarios.federated_learning.clients_info.client_functions[0]! }));
+      .map((c) => ({ name: c.name, platform: c.platform, functionName: this.cfg.scenarios.federated_learning.clients_info.client_functions[0]!, ...(c.maxPayloadMb !== undefined ? { maxPayloadMb: c.maxPayloadMb } : {}) }));
     checkRelayedPayloads(relayed, pre.model, pre.dataset, Math.max(0, ...pre.partitionSizes));
   }
 

@@ -1,7 +1,9 @@
 /**
  * What a relayed invocation carries, against the payload limits of the platform it goes to. A client behind the
  * relay gets the global weights (and, when the dataset is not at URLs it can fetch, its samples) in the invocation
- * body and answers with its update; Lambda carries at most 6 MB each way in a RequestResponse call. A plan that
+ * body and answers with its update. Stock Apache OpenWhisk takes at most 1 MB of invocation payload and 1 MB of result
+ * (its operators may raise both), Lambda 6 MB each way in a RequestResponse call, Cloud Functions 32 MB (an HTTP
+ * request's limit). A cluster's `max_payload_mb` states its own limit (what its operator configured). A plan that
  * cannot fit is refused before anything is deployed, naming the cluster, the function, the size and the limit.
  */
 import { weightShapes } from '../ml/shapes.js';
@@ -12,8 +14,11 @@ import type { DatasetSpec } from '../ml/datasets.js';
 import { BadInputError } from './errors.js';
 
 /** Payload limits per platform (request, response), bytes; a platform absent here has none that bind FL payloads. */
+const MB = 1024 * 1024;
 const LIMITS: Record<string, { request: number; response: number; what: string }> = {
-  lambda: { request: 6 * 1024 * 1024, response: 6 * 1024 * 1024, what: "Lambda's 6 MB RequestResponse payload limit" },
+  lambda: { request: 6 * MB, response: 6 * MB, what: "Lambda's 6 MB RequestResponse payload limit" },
+  openwhisk: { request: 1 * MB, response: 1 * MB, what: "OpenWhisk's 1 MB limit on an activation's payload and result (stock settings; set max_payload_mb if the cluster's operator raised it)" },
+  google: { request: 32 * MB, response: 32 * MB, what: "Cloud Functions' 32 MB limit on an HTTP request and response" },
 };
 
 const base64 = (n: number) => Math.ceil(n / 3) * 4;
@@ -22,6 +27,8 @@ export interface RelayedCluster {
   name: string;
   platform: string;
   functionName: string;
+  /** The cluster's own limit (`max_payload_mb`), instead of the platform's. */
+  maxPayloadMb?: number;
 }
 
 /** Bytes of a relayed client's request (weights + samples or indices) and response (its update), estimated from above. */
@@ -37,7 +44,10 @@ export function relayedPayload(model: ModelParamsSpec, dataset: DatasetSpec, max
 export function checkRelayedPayloads(clusters: readonly RelayedCluster[], model: ModelParamsSpec, dataset: DatasetSpec, maxPartition: number): void {
   const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
   for (const c of clusters) {
-    const limit = LIMITS[c.platform];
+    const limit =
+      c.maxPayloadMb !== undefined
+        ? { request: c.maxPayloadMb * MB, response: c.maxPayloadMb * MB, what: `the cluster's max_payload_mb (${c.maxPayloadMb} MB)` }
+        : LIMITS[c.platform];
     if (!limit) continue;
     const p = relayedPayload(model, dataset, maxPartition);
     if (p.request > limit.request || p.response > limit.response) {

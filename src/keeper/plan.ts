@@ -22,7 +22,7 @@ export { RELAY_FUNCTION } from './packages.js';
 import { RELAY_FUNCTION } from './packages.js';
 
 /** Keys of a cluster block that the keeper reads (placement), not the provider. */
-const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb'] as const;
+const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb', 'max_payload_mb'] as const;
 
 export interface ClusterPlan {
   name: string;
@@ -36,6 +36,8 @@ export interface ClusterPlan {
   settings: Record<string, unknown>;
   /** The cluster's own limit on a function package (`max_package_mb`), if its block sets one. */
   maxPackageMb?: number;
+  /** The cluster's limit on an invocation's payload and on a result (`max_payload_mb`), if its block sets one. */
+  maxPayloadMb?: number;
 }
 
 export interface DeploymentPlan {
@@ -93,10 +95,10 @@ function storeAccessOf(cfg: FedKeeperConfig, cluster: string, raw: Record<string
   return v;
 }
 
-function maxPackageMbOf(cluster: string, raw: Record<string, unknown>): number | undefined {
-  if (raw.max_package_mb === undefined) return undefined;
-  const n = Number(raw.max_package_mb);
-  if (!(n > 0)) throw new BadInputError(`providers.*.${cluster}.max_package_mb: expected a size in MB > 0, found ${JSON.stringify(raw.max_package_mb)}`);
+function sizeMbOf(cluster: string, raw: Record<string, unknown>, key: 'max_package_mb' | 'max_payload_mb'): number | undefined {
+  if (raw[key] === undefined) return undefined;
+  const n = Number(raw[key]);
+  if (!(n > 0)) throw new BadInputError(`providers.*.${cluster}.${key}: expected a size in MB > 0, found ${JSON.stringify(raw[key])}`);
   return n;
 }
 
@@ -110,9 +112,10 @@ function isEdgeProfile(profile: unknown): boolean {
   return profile === 'edge' || (typeof profile === 'object' && profile !== null && (profile as { base?: unknown }).base === 'edge');
 }
 
-function optionalMb(cluster: string, raw: Record<string, unknown>): { maxPackageMb?: number } {
-  const mb = maxPackageMbOf(cluster, raw);
-  return mb !== undefined ? { maxPackageMb: mb } : {};
+function optionalMb(cluster: string, raw: Record<string, unknown>): { maxPackageMb?: number; maxPayloadMb?: number } {
+  const pkg = sizeMbOf(cluster, raw, 'max_package_mb');
+  const payload = sizeMbOf(cluster, raw, 'max_payload_mb');
+  return { ...(pkg !== undefined ? { maxPackageMb: pkg } : {}), ...(payload !== undefined ? { maxPayloadMb: payload } : {}) };
 }
 
 /**

@@ -33,7 +33,7 @@ function cli(args: string[]): Promise<CliResult> {
 }
 
 /** The server functions on a local cluster (box), the clients on the OpenWhisk cluster reached over HTTP (ow). */
-function config(name: string, o: { cluster?: string; store?: string; data?: string; functions?: string; server?: string } = {}): string {
+function config(name: string, o: { cluster?: string; store?: string; data?: string; functions?: string; server?: string; payload?: string } = {}): string {
   const file = path.join(work, `${name}.yaml`);
   writeFileSync(
     file,
@@ -46,6 +46,7 @@ providers:
     ow:
       api_host: ${owUrl}
       auth: { ow_auth: "${KEY}" }
+${o.payload ?? '      max_payload_mb: 64 # relayed clients get their samples in the body: this operator raised the 1 MB default'}
 ${o.cluster ?? ''}
 scenarios:
   federated_learning:
@@ -94,6 +95,12 @@ test('a package over the cluster\'s limit: refused before anything is deployed',
   assert.deepEqual(await deployedOnCluster(), []);
 });
 
+test("relayed clients whose weights and data exceed OpenWhisk's 1 MB payload limit: refused before anything is deployed", async () => {
+  const r = await cli(['deploy', '-c', config('payload', { payload: '' })]);
+  refused(r, /^fedkeeper: error: openwhisk cluster ow: function fl_client: through the relay each invocation would carry [\d.]+ MB \(the weights and the client's data\), over OpenWhisk's 1 MB limit on an activation's payload and result/);
+  assert.deepEqual(await deployedOnCluster(), []);
+});
+
 test('a store that does not answer: refused before anything is deployed, without the password', async () => {
   const r = await cli(['deploy', '-c', config('nopg', { store: '{ type: postgres, url: "postgres://fk:s3cret-pw@127.0.0.1:1/fl" }' })]);
   refused(r, /127\.0\.0\.1:1/);
@@ -126,6 +133,7 @@ providers:
     ow:
       api_host: ${owUrl}
       auth: { ow_auth: "${KEY}" }
+      max_payload_mb: 64
 scenarios:
   federated_learning:
     max_rounds: 1

@@ -61,7 +61,22 @@ test("relayed payloads against Lambda's 6 MB: the CNN with its samples is refuse
   );
   checkRelayedPayloads([{ name: 'aws', platform: 'lambda', functionName: 'fl_client' }], CNN, URLS, 800);
   checkRelayedPayloads([{ name: 'aws', platform: 'lambda', functionName: 'fl_client' }], MLP, LOCAL, 800);
-  checkRelayedPayloads([{ name: 'gcf', platform: 'google', functionName: 'fl_client' }], CNN, LOCAL, 800); // no such limit there
+  checkRelayedPayloads([{ name: 'gcf', platform: 'google', functionName: 'fl_client' }], CNN, LOCAL, 800); // under GCF's 32 MB
+});
+
+test("relayed payloads against OpenWhisk's 1 MB: the CNN's weights alone are refused, a small MLP fits, an operator's max_payload_mb counts", () => {
+  assert.throws(
+    () => checkRelayedPayloads([{ name: 'stock', platform: 'openwhisk', functionName: 'fl_client' }], CNN, URLS, 800),
+    (e: Error & { exitCode?: number }) => e.exitCode === 2 && /^openwhisk cluster stock: function fl_client: through the relay each invocation would carry 3\.\d MB .*over OpenWhisk's 1 MB limit on an activation's payload and result .*set max_payload_mb/.test(e.message),
+  );
+  const tiny = { ...MLP, hiddenSize: 8 };
+  assert.ok(relayedPayload(tiny, URLS, 80).request < 2 ** 20);
+  checkRelayedPayloads([{ name: 'stock', platform: 'openwhisk', functionName: 'fl_client' }], tiny, URLS, 80);
+  checkRelayedPayloads([{ name: 'raised', platform: 'openwhisk', functionName: 'fl_client', maxPayloadMb: 8 }], CNN, URLS, 800);
+  assert.throws(
+    () => checkRelayedPayloads([{ name: 'gcf', platform: 'google', functionName: 'fl_client', maxPayloadMb: 2 }], CNN, URLS, 800),
+    /google cluster gcf: function fl_client: through the relay each invocation would carry [\d.]+ MB .*over the cluster's max_payload_mb \(2 MB\)/,
+  );
 });
 
 test('lambda_clients_count places clients on the Lambda clusters', () => {
