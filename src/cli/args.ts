@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'package' | 'runs' | 'help' | 'version';
+export type Command = 'run' | 'deploy' | 'remove' | 'start' | 'functions' | 'fabric' | 'package' | 'runs' | 'report' | 'help' | 'version';
 
 export interface CliArgs {
   command: Command;
@@ -18,6 +18,8 @@ export interface CliArgs {
   package?: { functions: string[]; outDir?: string };
   /** `runs [rm RUN_ID…] [-c CONFIG | --store PATH|URL]` */
   runs?: { remove: string[] | undefined; store?: string };
+  /** `report RUN_DIR [RUN_DIR …] [-o FILE]` */
+  report?: { runDirs: string[]; output?: string };
 }
 
 export class UsageError extends Error {
@@ -37,6 +39,9 @@ commands:
              print its size and sha256: package -c CONFIG [-f FN1,FN2] [-o DIR] (-o: copy the zips to DIR)
   runs       list the runs in the config's store (status, rounds, size, live keeper): runs [-c CONFIG | --store PATH|URL]
              (default store .fedkeeper/store.sqlite); runs rm RUN_ID… deletes runs whose keeper is not alive
+  report     write one self-contained report.html (accuracy and loss per round, time split, client durations
+             per platform:cluster, cold starts/failures/retries/dropped, the paper's curve for its setups):
+             report RUN_DIR [RUN_DIR …] [-o FILE] (default: RUN_DIR/report.html for one run, ./report.html for several)
   fabric up  start the config's local OpenWhisk and Lambda clusters and keep them running (Ctrl-C stops them)
   functions deploy|remove -c CONFIG (-a | -p openwhisk:NAME,google:NAME) -s SCENARIO -f FN1,FN2 [--invoke]
              deploy or remove any function of a scenario on all or some clusters (the original deploy.py);
@@ -45,7 +50,7 @@ commands:
 The original FedKeeper's spellings work too: fedkeeper -c CONFIG -d | -r | -s  (deploy | remove | start).
 Exit codes: 0 success, 2 bad input (config, arguments, data), 1 anything else.`;
 
-const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'package', 'runs', 'help'];
+const COMMANDS: readonly Command[] = ['run', 'deploy', 'remove', 'start', 'functions', 'fabric', 'package', 'runs', 'report', 'help'];
 
 /** parseArgs with positionals, strict, its error turned into one usage line. */
 function strictArgs<O extends ParseArgsConfig['options']>(args: string[], options: O) {
@@ -123,10 +128,21 @@ function parseRuns(argv: string[]): CliArgs {
   return { ...common, runs: { remove: positionals.slice(1), ...store } };
 }
 
+function parseReport(argv: string[]): CliArgs {
+  const { values: v, positionals } = strictArgs(argv, {
+    output: { type: 'string', short: 'o' },
+    debug: { type: 'boolean' },
+  });
+  if (!positionals.length) throw new UsageError('report needs a run directory: fedkeeper report RUN_DIR [RUN_DIR …] [-o FILE]');
+  if (v.output !== undefined && !v.output.trim()) throw new UsageError('-o needs a file: fedkeeper report RUN_DIR [RUN_DIR …] -o FILE');
+  return { command: 'report', debug: v.debug === true, report: { runDirs: positionals, ...(v.output !== undefined ? { output: v.output } : {}) } };
+}
+
 export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'functions' || argv[0] === 'fabric') return parseSubcommand(argv[0], argv.slice(1));
   if (argv[0] === 'package') return parsePackage(argv.slice(1));
   if (argv[0] === 'runs') return parseRuns(argv.slice(1));
+  if (argv[0] === 'report') return parseReport(argv.slice(1));
   const parsed = strictArgs(argv, {
     config: { type: 'string', short: 'c' },
     deploy: { type: 'boolean', short: 'd' },
@@ -157,6 +173,7 @@ export function parseCli(argv: string[]): CliArgs {
     return { command: 'help', debug };
   }
   if (command === 'help') return { command, debug };
+  if (command === 'report') throw new UsageError('usage: fedkeeper report RUN_DIR [RUN_DIR …] [-o FILE] (the command first, then the run directories)');
   if (values.resume !== undefined && command !== 'run' && command !== 'start') throw new UsageError(`--resume goes with run or start, not ${command}`);
   if (values.resume !== undefined) return { command, ...(values.config ? { config: values.config } : {}), debug, resume: values.resume };
   if (!values.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} -c CONFIG`);

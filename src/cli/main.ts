@@ -9,6 +9,7 @@ import { packageCommand } from '../keeper/package-command.js';
 import { DEFAULT_STORE, listRunsCommand, removeRunsCommand, storeOfConfig, storeSpecOf } from '../keeper/runs-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
+import { writeReport } from '../report/index.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -51,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       for (const l of lines) process.stdout.write(`${l}\n`);
       return 0;
     }
+    if (args.command === 'report') {
+      process.stdout.write(`report: ${writeReport(args.report!.runDirs, args.report!.output)}\n`);
+      return 0;
+    }
     const cfg = await loadConfig(args.config ?? configOfRun(args.resume!));
     if (args.command === 'functions') {
       await runFunctionsCommand(
@@ -86,6 +91,12 @@ async function main(argv: string[]): Promise<number> {
             `final ${s.final_accuracy?.toFixed(4)} after ${s.rounds} round(s) in ${s.wall_s.toFixed(1)} s\n` +
             `results: ${s.run_dir}\n`,
         );
+        // The report is a view of the run directory: one that cannot be written is a warning, never a failed run.
+        try {
+          process.stdout.write(`report: ${writeReport([s.run_dir])}\n`);
+        } catch (e) {
+          process.stderr.write(`fedkeeper: warning: report not written: ${(e as Error).message.split('\n')[0]}\n`);
+        }
         break;
       }
     }
