@@ -107,6 +107,11 @@ console.log(
   `native: ${native.ok ? `${native.blas}, default threads ${defaultThreads}` : native.reason}; ` +
     `OPENBLAS_CORETYPE=${process.env['OPENBLAS_CORETYPE'] ?? '(unset)'} OPENBLAS_L2_SIZE=${process.env['OPENBLAS_L2_SIZE'] ?? '(unset)'}`,
 );
+if (native.ok) {
+  const c = native.blasChoice;
+  const probes = (c.probes ?? []).map((p) => `${p.core ?? `default=${p.corename ?? '?'}`} ${p.correct ? `${((p.seconds ?? 0) * 1000).toFixed(1)} ms` : `ruled out (${p.error ?? '?'})`}`);
+  console.log(`BLAS core: ${c.core ?? '(OpenBLAS default)'} [${c.source}${c.cached ? ', cached' : ''}]: ${c.reason}${probes.length ? `; probes: ${probes.join(', ')}` : ''}`);
+}
 console.log(`${samples} samples per run, median of ${repeats} runs after a warm-up run, 1 local epoch, adam 1e-3`);
 console.log('');
 console.log(

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FedKeeperConfig, FunctionPlatformSettings } from '../config/types.js';
 import { isUrl } from '../ml/datasets.js';
+import { blasPlatformEnv } from '../ml/blas-select.js';
 import { localNativeAddon } from '../ml/native.js';
 import { createGoogleProvider } from '../providers/google.js';
 import { LocalProvider } from '../providers/local.js';
@@ -102,10 +103,14 @@ function sizeMbOf(cluster: string, raw: Record<string, unknown>, key: 'max_packa
   return n;
 }
 
-/** What the local platforms started here hand their containers: the native addon's path, when built (README, "Faster training"). */
+/**
+ * What the local platforms started here hand their containers: the native addon's path, when built, and the
+ * OpenBLAS core its kernels run (decided here once — probe, cache or the user's OPENBLAS_CORETYPE — so that no
+ * container probes; README, "Faster training").
+ */
 export function localPlatformEnv(): Record<string, string> {
   const addon = localNativeAddon();
-  return addon ? { FEDKEEPER_NATIVE_ADDON: addon } : {};
+  return addon ? { FEDKEEPER_NATIVE_ADDON: addon, ...blasPlatformEnv(addon) } : {};
 }
 
 function isEdgeProfile(profile: unknown): boolean {

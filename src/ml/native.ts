@@ -12,12 +12,17 @@
  *                                 native kernels: a package carries no native code, and a local platform of this
  *                                 machine that wants them hands its containers the addon's path (an explicit
  *                                 opt-in; remote platforms never have it).
+ *   OPENBLAS_CORETYPE, FEDKEEPER_BLAS_PROBE=0   the OpenBLAS core the kernels run: see blas-select.ts (chosen by
+ *                                 a probe before OpenBLAS loads, unless the user set one; a package runs the core its
+ *                                 environment names).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeBlas } from './blas-env.js';
+import { prepareBlasCore, type BlasDecision } from './blas-select.js';
 
 /** Byte offsets into the wasm heap (an ArrayBuffer); dims are plain integers. See native/src/fedkeeper_native.cc. */
 export interface NativeAddon {
@@ -51,7 +56,17 @@ export interface NativeAddon {
   sgemmSeconds(n: number, reps: number, split: number): number;
 }
 
-export type NativeLoad = { ok: true; addon: NativeAddon; threads: number; blas: string } | { ok: false; reason: string };
+export type NativeLoad =
+  | {
+      ok: true;
+      addon: NativeAddon;
+      threads: number;
+      /** e.g. "OpenBLAS 0.3.21 SkylakeX (chosen by probe)": the core in use and how it was chosen. */
+      blas: string;
+      /** The decision behind the core (blas-select.ts). */
+      blasChoice: BlasDecision;
+    }
+  | { ok: false; reason: string };
 
 /**
  * Work is cut into this many parts (by shape only, never by thread count, so results do not depend on the number
@@ -62,7 +77,7 @@ export const NATIVE_PARTS = 2;
 const ADDON = path.join('native', 'build', 'Release', 'fedkeeper_native.node');
 
 /** The addon's path: the nearest ancestor of this module holding native/build/Release/fedkeeper_native.node. */
-function findAddon(): string | undefined {
+export function findAddon(): string | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = path.join(dir, ADDON);
@@ -113,14 +128,15 @@ export function loadNative(): NativeLoad {
     // The BLAS calls run on the addon's own threads, one BLAS thread each; keep OpenBLAS from starting a pool of its
     // own at load (it is also told so at run time).
     process.env['OPENBLAS_NUM_THREADS'] ??= '1';
+    // OpenBLAS reads OPENBLAS_CORETYPE once, when it loads: choose the core first.
+    const choice = prepareBlasCore(file);
     const addon = createRequire(import.meta.url)(file) as NativeAddon;
     const threads = nativeThreadsFromEnv();
     addon.setThreads(threads);
     addon.setParts(NATIVE_PARTS);
     const info = addon.info();
-    const version = /OpenBLAS\s+([\d.]+)/.exec(info.config)?.[1];
-    const blas = `OpenBLAS${version ? ` ${version}` : ''} (${info.corename})`;
-    return (loaded = { ok: true, addon, threads: info.threads, blas });
+    const blas = describeBlas(info.config, info.corename, choice);
+    return (loaded = { ok: true, addon, threads: info.threads, blas, blasChoice: choice });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     return (loaded = { ok: false, reason: `failed to load: ${msg.split('\n')[0]}` });

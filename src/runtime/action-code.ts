@@ -2,6 +2,7 @@
  * What a container is given to run: the code of an action (its own for 'nodejs:*' kinds, the one a blackbox image
  * maps to locally), and the environment of its runtime process.
  */
+import { OPENBLAS_VARIABLES } from '../ml/blas-env.js';
 import type { ContainerAction } from './container-types.js';
 
 export interface ActionCode {
@@ -54,9 +55,13 @@ export function runtimeEnv(extra: Record<string, string> = {}): Record<string, s
   return { ...env, ...extra };
 }
 
-/** The FEDKEEPER_* variables of `env` (engine knobs such as FEDKEEPER_NATIVE): what a local platform passes on. */
+/**
+ * The FEDKEEPER_* variables of `env` (engine knobs such as FEDKEEPER_NATIVE) and the user's OpenBLAS ones
+ * (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS, OPENBLAS_L2_SIZE, OPENBLAS_VERBOSE): what a local platform passes on.
+ */
 export function fedkeeperVariables(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (k.startsWith('FEDKEEPER_') && v !== undefined) out[k] = v;
+  const openblas: readonly string[] = OPENBLAS_VARIABLES;
+  for (const [k, v] of Object.entries(env)) if ((k.startsWith('FEDKEEPER_') || openblas.includes(k)) && v !== undefined) out[k] = v;
   return out;
 }
