@@ -1,11 +1,23 @@
 /**
- * fl_server_aggregator: FedAvg over the round's client updates (weighted by sample count, summed in client-id order),
- * evaluation of the new global model on the test set, and the new global weights into the store.
+ * fl_server_aggregator: FedAvg over the round's client updates, evaluation of the new global model on the test set,
+ * and the new global weights into the store.
+ *
+ * Streaming: the updates are read from the store one client at a time, in ascending client-id order (one
+ * getClientUpdates(runId, round, [clientId]) per client, the next one already being read while the current one is
+ * checked and added), and each is checked (attempt, then fl/validate.ts) and added to a FedAvgAccumulator
+ * (fl/accumulator.ts: Σ n_i·w_i in float64, divided by N at the end) before the next is taken. So the function
+ * holds at most two updates plus the float64 accumulator, whatever the number of clients, and the result is the
+ * same bits as fedAvg() over the accepted updates.
+ *
+ * Timings in the result: aggSeconds = store reads + validation + FedAvg (from the engine being ready to the new
+ * global weights), fedavgSeconds = the accumulation alone (add() and finish()), evalSeconds = the evaluation alone,
+ * seconds = the whole invocation.
  */
-import { fedAvg } from '../fl/fedavg.js';
+import { FedAvgAccumulator } from '../fl/accumulator.js';
 import { validateUpdate } from '../fl/validate.js';
 import { loadDataset } from '../ml/datasets.js';
 import { evaluate, initEngine } from '../ml/index.js';
+import type { ClientUpdate, FunctionStore } from '../store/types.js';
 import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type AggregatorParams } from './params.js';
 import { storeFor } from './shared.js';
@@ -13,33 +25,79 @@ import { storeFor } from './shared.js';
 /** Larger updates are refused: 64 MiB, ~100× the paper's CNN. */
 const DEFAULT_MAX_UPDATE_BYTES = 64 * 2 ** 20;
 
+interface ClientRead {
+  clientId: number;
+  update: ClientUpdate | undefined;
+  partition: Uint32Array | undefined;
+}
+
+/**
+ * The updates of `clientIds` (ascending), one at a time: the read of the next client starts when the current one is
+ * handed out, so at most two updates are held. A failed read surfaces when its turn comes.
+ */
+async function* readOneByOne(store: FunctionStore, runId: string, round: number, clientIds: readonly number[]): AsyncGenerator<ClientRead> {
+  const read = async (clientId: number): Promise<ClientRead> => {
+    const [updates, partition] = await Promise.all([store.getClientUpdates(runId, round, [clientId]), store.getPartition(runId, clientId)]);
+    return { clientId, update: updates.find((u) => u.clientId === clientId), partition };
+  };
+  let next = clientIds.length ? read(clientIds[0]!) : undefined;
+  for (let k = 0; k < clientIds.length; k++) {
+    const current = next!;
+    next = k + 1 < clientIds.length ? read(clientIds[k + 1]!) : undefined;
+    next?.catch(() => undefined); // handled where it is awaited; never an unhandled rejection if we stop early
+    yield await current;
+  }
+}
+
 export async function handler(raw: Record<string, unknown>, _ctx: InvocationContext): Promise<Record<string, unknown>> {
   const p = requireFields<AggregatorParams>(raw, ['runId', 'store', 'dataset', 'model', 'round', 'clientIds'], 'fl_server_aggregator');
+  if (!Array.isArray(p.clientIds)) throw new FunctionParamsError('fl_server_aggregator: clientIds must be a list of client ids');
   const t0 = performance.now();
   await initEngine();
+  const tAgg = performance.now();
   const store = await storeFor(p.store);
-  const [stored, previous] = await Promise.all([store.getClientUpdates(p.runId, p.round, p.clientIds), store.getGlobalWeights(p.runId, p.round - 1)]);
+  const previous = await store.getGlobalWeights(p.runId, p.round - 1);
   if (!previous) throw new FunctionParamsError(`fl_server_aggregator: run ${p.runId} has no global weights for round ${p.round - 1}`);
-  const have = new Set(stored.map((u) => u.clientId));
-  const missing = p.clientIds.filter((c) => !have.has(c));
-  if (missing.length) throw new FunctionParamsError(`fl_server_aggregator: round ${p.round} has no update from client(s) ${missing.join(', ')}`);
-  // Every update is checked before it counts: finite values, the global model's shapes, a plausible sample count.
+  const clientIds = [...new Set(p.clientIds)].sort((a, b) => a - b);
+  const maxBytes = p.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES;
+
+  const fedavg = new FedAvgAccumulator();
+  fedavg.begin(previous.shapes, { previous });
+  let fedavgMs = 0;
+  // Every update is checked before it counts: the attempt the keeper accepted, finite values, the global model's
+  // shapes, a plausible sample count. A missing update fails the round, naming every missing client.
+  const missing: number[] = [];
   const rejected: { clientId: number; reason: string }[] = [];
-  const updates = [];
-  for (const u of stored) {
-    const partition = await store.getPartition(p.runId, u.clientId);
+  for await (const { clientId, update: u, partition } of readOneByOne(store, p.runId, p.round, clientIds)) {
+    if (!u) {
+      missing.push(clientId);
+      continue;
+    }
+    if (missing.length) continue; // the round fails anyway: only look for further missing clients
     const want = p.attempts?.[String(u.clientId)];
     if (want !== undefined && u.attempt !== undefined && u.attempt !== want) {
       rejected.push({ clientId: u.clientId, reason: `client ${u.clientId}: the stored update is from attempt ${u.attempt}, the keeper accepted attempt ${want}` });
       continue;
     }
-    const verdict = validateUpdate(u, { shapes: previous.shapes, partitionSize: partition?.length ?? 0, maxBytes: p.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES });
-    if (verdict.ok) updates.push(u);
-    else rejected.push({ clientId: u.clientId, reason: verdict.reason });
+    const verdict = validateUpdate(u, { shapes: previous.shapes, partitionSize: partition?.length ?? 0, maxBytes });
+    if (!verdict.ok) {
+      rejected.push({ clientId: u.clientId, reason: verdict.reason });
+      continue;
+    }
+    const ta = performance.now();
+    fedavg.add(u);
+    fedavgMs += performance.now() - ta;
   }
-  if (updates.length === 0) throw new FunctionParamsError(`fl_server_aggregator: every update of round ${p.round} was rejected: ${rejected.map((r) => r.reason).join('; ')}`);
-  const global = fedAvg(updates);
-  const aggSeconds = (performance.now() - t0) / 1000;
+  if (missing.length) throw new FunctionParamsError(`fl_server_aggregator: round ${p.round} has no update from client(s) ${missing.join(', ')}`);
+  if (fedavg.count === 0) throw new FunctionParamsError(`fl_server_aggregator: every update of round ${p.round} was rejected: ${rejected.map((r) => r.reason).join('; ')}`);
+  const clients = fedavg.count;
+  const samples = fedavg.samples;
+  const tFinish = performance.now();
+  const global = fedavg.finish();
+  const tDone = performance.now();
+  fedavgMs += tDone - tFinish;
+  const aggSeconds = (tDone - tAgg) / 1000;
+
   const data = await loadDataset(p.dataset);
   const t1 = performance.now();
   const { accuracy, loss } = await evaluate(p.model, global, data.test);
@@ -49,11 +107,12 @@ export async function handler(raw: Record<string, unknown>, _ctx: InvocationCont
     round: p.round,
     accuracy,
     loss,
-    clients: updates.length,
+    clients,
     rejected,
-    samples: updates.reduce((s, u) => s + u.numSamples, 0),
+    samples,
     testSamples: data.test.n,
     aggSeconds,
+    fedavgSeconds: fedavgMs / 1000,
     evalSeconds,
     seconds: (performance.now() - t0) / 1000,
   };

@@ -635,6 +635,8 @@ export class Keeper {
       samples: results.reduce((s, r) => s + Number(r.result.numSamples ?? 0), 0),
       retries: counters.retries - before.retries,
       failures: counters.failures - before.failures,
+      fedavg_s: Number(agg.result.aggSeconds ?? 0),
+      eval_s: Number(agg.result.evalSeconds ?? 0),
     });
     runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };

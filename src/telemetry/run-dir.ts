@@ -7,7 +7,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync
 import path from 'node:path';
 import { csvLine } from './csv.js';
 
-export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures'] as const;
+/**
+ * rounds.csv columns. New columns go at the end (readers that index columns keep working). Times in seconds:
+ * invoke_s, train_s, agg_s and total_s are the keeper's wall clock (agg_s: the whole aggregation step, from the last
+ * client done to the round recorded); fedavg_s and eval_s are what the aggregator function measured inside it:
+ * fedavg_s its reading, checking and averaging of the updates (its aggSeconds), eval_s its evaluation of the new
+ * global model on the test set (its evalSeconds).
+ */
+export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures', 'fedavg_s', 'eval_s'] as const;
 export const ACTIVATION_COLUMNS = [
   'client_id',
   'function',
@@ -33,7 +40,11 @@ export type ActivationRow = Record<(typeof ACTIVATION_COLUMNS)[number], number |
 export class RunDirectory {
   private readonly activationFiles = new Set<number>();
 
-  private constructor(readonly dir: string) {}
+  /** The columns of this directory's rounds.csv: ROUND_COLUMNS, or a resumed older run's (its header's) columns. */
+  private constructor(
+    readonly dir: string,
+    private readonly roundColumns: readonly string[] = ROUND_COLUMNS,
+  ) {}
 
   /** Creates a new, empty run directory (fails if it exists). */
   static create(dir: string): RunDirectory {
@@ -46,10 +57,15 @@ export class RunDirectory {
     return rd;
   }
 
-  /** Opens an existing run directory to continue it (resume); appends only. */
+  /**
+   * Opens an existing run directory to continue it (resume); appends only. Rows keep the columns of the file's
+   * header, so a run started by an older version (fewer columns) stays a consistent CSV.
+   */
   static open(dir: string): RunDirectory {
-    if (!existsSync(path.join(dir, 'rounds.csv'))) throw new Error(`${dir} is not a FedKeeper run directory (no rounds.csv)`);
-    return new RunDirectory(dir);
+    const rounds = path.join(dir, 'rounds.csv');
+    if (!existsSync(rounds)) throw new Error(`${dir} is not a FedKeeper run directory (no rounds.csv)`);
+    const head = readFileSync(rounds, 'utf8').split('\n', 1)[0]!.trim();
+    return new RunDirectory(dir, head ? head.split(',') : ROUND_COLUMNS);
   }
 
   /** The rounds written so far (rounds.csv rows, as text fields). */
@@ -73,7 +89,8 @@ export class RunDirectory {
   }
 
   round(row: RoundRow): void {
-    appendFileSync(path.join(this.dir, 'rounds.csv'), csvLine(ROUND_COLUMNS.map((c) => row[c])));
+    const values: Record<string, number | string> = row;
+    appendFileSync(path.join(this.dir, 'rounds.csv'), csvLine(this.roundColumns.map((c) => values[c])));
   }
 
   /** Activation rows of a round; round 0 holds the server init. */

@@ -1,0 +1,62 @@
+/** rounds.csv of the run directory: the aggregator's own timings as the last columns, and resumed older runs. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ROUND_COLUMNS, RunDirectory, type RoundRow } from '../../src/telemetry/run-dir.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fk-run-dir-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The columns rounds.csv had before fedavg_s and eval_s: readers index them (clients is column 7). */
+const OLDER = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures'];
+
+const row = (round: number): RoundRow => ({
+  round,
+  accuracy: 0.5,
+  loss: 1.25,
+  invoke_s: 0.1,
+  train_s: 2,
+  agg_s: 1.5,
+  total_s: 3.6,
+  clients: 4,
+  dropped: 0,
+  samples: 400,
+  retries: 0,
+  failures: 0,
+  fedavg_s: 0.25,
+  eval_s: 0.75,
+});
+
+const lines = (dir: string) => fs.readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+
+test('rounds.csv: fedavg_s and eval_s come last, after the columns index-based readers know', () => {
+  const dir = path.join(tmp, 'new');
+  const rd = RunDirectory.create(dir);
+  rd.round(row(1));
+  const [head, first] = lines(dir);
+  assert.deepEqual(head, [...OLDER, 'fedavg_s', 'eval_s']);
+  assert.deepEqual(head, [...ROUND_COLUMNS]);
+  assert.equal(first![7], '4', 'clients still at index 7');
+  assert.deepEqual(first!.slice(-2), ['0.25', '0.75']);
+  assert.deepEqual(rd.readRounds()[0]!.eval_s, '0.75');
+});
+
+test('a resumed run written by an older version keeps its header: rows get exactly its columns', () => {
+  const dir = path.join(tmp, 'older');
+  RunDirectory.create(dir);
+  fs.writeFileSync(path.join(dir, 'rounds.csv'), `${OLDER.join(',')}\n1,0.4,1.5,0.1,2,1.5,3.6,4,0,400,0,0\n`);
+  const rd = RunDirectory.open(dir);
+  rd.round(row(2));
+  const [head, , second] = lines(dir);
+  assert.deepEqual(head, OLDER);
+  assert.equal(second!.length, OLDER.length);
+  assert.deepEqual(second, ['2', '0.5', '1.25', '0.1', '2', '1.5', '3.6', '4', '0', '400', '0', '0']);
+
+  // A current run directory opened again writes every column.
+  const cur = path.join(tmp, 'current');
+  RunDirectory.create(cur).round(row(1));
+  RunDirectory.open(cur).round(row(2));
+  assert.deepEqual(lines(cur)[2]!.slice(-2), ['0.25', '0.75']);
+});
