@@ -95,7 +95,7 @@ describe('PostgresStore schema', () => {
       const tables = await c.query(
         `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1`,
       );
-      assert.deepEqual(tables.rows.map((r) => r.t), ['activations', 'client_updates', 'global_weights', 'partitions', 'runs', 'schema_version']);
+      assert.deepEqual(tables.rows.map((r) => r.t), ['activations', 'client_updates', 'global_weights', 'partitions', 'run_leases', 'runs', 'schema_version']);
     });
   });
 
