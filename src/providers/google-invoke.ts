@@ -206,11 +206,15 @@ export class ActivationBook {
     if (o.executionId !== undefined) record.executionId = o.executionId;
   }
 
-  /** A record that failed before any request was sent (e.g. the server could not be started). */
-  fail(record: GoogleActivation, status: CallOutcome['status'], error: string): void {
+  /**
+   * A record that failed before any request was sent (e.g. the server could not be started), with the HTTP status
+   * the platform would have answered, if any (local GCF's 429 when no instance is available).
+   */
+  fail(record: GoogleActivation, status: CallOutcome['status'], error: string, httpStatus?: number): void {
     record.status = status;
     record.endTime = Date.now();
     record.result = { error };
+    if (httpStatus !== undefined) record.httpStatus = httpStatus;
   }
 
   get(activationId: string): GoogleActivation | undefined {

@@ -6,11 +6,13 @@
  * The framework binds every interface and has no host flag, so a small preload (`--require`) patches
  * `http.Server#listen` to bind loopback and tells the provider the port it got over the IPC channel. The process
  * is detached so that a deployed function outlives the CLI command that deployed it (`deploy`, `start` and `remove`
- * are separate commands, as on a real platform); it is identified afterwards by pid + its command line.
+ * are separate commands, as on a real platform); it is identified afterwards by pid + its command line. A function
+ * may have several instances, all started from its one source directory (google-local).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ENTRY_POINT } from './google-entry.js';
@@ -32,6 +34,11 @@ export interface StartRequest {
   startupTimeoutMs: number;
   /** The exported function to serve; default the GCF entry wrapper's. */
   target?: string;
+  /**
+   * The framework's CLI entry (frameworkMain() of the process that deployed the function): another process, e.g. a
+   * relay running from its own package, may not resolve the framework itself. Default: this process's.
+   */
+  frameworkMain?: string;
 }
 
 export class ServerStartError extends Error {
@@ -57,7 +64,7 @@ http.Server.prototype.listen = function (port, ...rest) {
 `;
 
 /** The framework's CLI entry (its package exports only '.', so resolve that and take main.js beside it). */
-function frameworkMain(): string {
+export function frameworkMain(): string {
   const index = createRequire(import.meta.url).resolve('@google-cloud/functions-framework');
   return path.join(path.dirname(index), 'main.js');
 }
@@ -81,8 +88,9 @@ const children = new Map<number, ChildProcess>();
 
 /** Starts an instance and resolves once it listens on 127.0.0.1. */
 export async function startFunctionServer(req: StartRequest): Promise<ServerRecord> {
-  // Atomically: another instance may be loading the same preload file at this moment.
-  const tmp = `${req.preloadFile}.${process.pid}.${Date.now()}.tmp`;
+  // Atomically: another instance may be loading the same preload file at this moment (and instances of a function
+  // start in parallel: the temporary name is this start's own).
+  const tmp = `${req.preloadFile}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(tmp, LOOPBACK_PRELOAD);
   await rename(tmp, req.preloadFile);
   const log = openSync(req.logFile, 'a');
@@ -91,7 +99,7 @@ export async function startFunctionServer(req: StartRequest): Promise<ServerReco
   try {
     child = spawn(
       process.execPath,
-      ['--require', req.preloadFile, frameworkMain(), `--target=${req.target ?? ENTRY_POINT}`, `--source=${req.sourceDir}`, '--port=0', '--signature-type=http'],
+      ['--require', req.preloadFile, req.frameworkMain ?? frameworkMain(), `--target=${req.target ?? ENTRY_POINT}`, `--source=${req.sourceDir}`, '--port=0', '--signature-type=http'],
       { cwd: req.sourceDir, env: req.env, detached: true, stdio: ['ignore', log, log, 'ipc'] },
     );
   } finally {
@@ -170,4 +178,36 @@ export async function stopFunctionServer(rec: ServerRecord, sourceDir: string, g
   } catch {
     /* already gone */
   }
+}
+
+/**
+ * The pids of every instance serving `sourceDir`, recorded or not (e.g. one a process was still starting when the
+ * function was removed): on Linux, every process whose command line has `--source=<sourceDir>`. Elsewhere none.
+ */
+export async function findServersBySource(sourceDir: string): Promise<number[]> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const arg = `--source=${sourceDir}`;
+  const found: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    try {
+      if ((await readFile(`/proc/${e}/cmdline`, 'utf8')).split('\0').includes(arg)) found.push(pid);
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  return found;
+}
+
+/** Stops every instance serving `sourceDir` that findServersBySource finds (the safety net of remove and redeploy). */
+export async function stopServersBySource(sourceDir: string, graceMs = 2000): Promise<void> {
+  const pids = await findServersBySource(sourceDir);
+  await Promise.all(pids.map((pid) => stopFunctionServer({ pid, port: 0, startedAt: 0 }, sourceDir, graceMs)));
 }

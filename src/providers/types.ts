@@ -36,6 +36,8 @@ export interface Activation {
   result?: Record<string, unknown>;
   coldStart: boolean;
   logs?: string[];
+  /** The platform instance that served it, where the platform tells (local GCF: its instance id, e.g. `i3`). */
+  instance?: string;
 }
 
 export interface Provider {

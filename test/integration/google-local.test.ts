@@ -35,12 +35,18 @@ async function settled(p: Provider, id: string, limitMs = 20_000): Promise<Googl
 }
 
 interface Recorded {
-  server?: { pid: number; port: number };
+  instances: { id: string; pid?: number; port?: number }[];
 }
 const deployments = (): Record<string, Recorded> =>
   JSON.parse(readFileSync(path.join(stateDir, 'google-gcf', 'deployments.json'), 'utf8')) as Record<string, Recorded>;
-const portOf = (name: string): number => deployments()[name]!.server!.port;
-const pidOf = (name: string): number => deployments()[name]!.server!.pid;
+/** The function's one running instance (these tests use the defaults: one request at a time, one after the other). */
+const only = (name: string): { pid: number; port: number } => {
+  const running = deployments()[name]!.instances.filter((i) => i.pid !== undefined);
+  assert.equal(running.length, 1, `${name}: ${JSON.stringify(running)}`);
+  return running[0] as { pid: number; port: number };
+};
+const portOf = (name: string): number => only(name).port;
+const pidOf = (name: string): number => only(name).pid;
 
 function connects(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -61,7 +67,7 @@ before(async () => {
 after(async () => {
   // Every instance this file started is stopped: first through the provider, then by pid as a safety net.
   const pids = existsSync(path.join(stateDir, 'google-gcf', 'deployments.json'))
-    ? Object.values(deployments()).flatMap((d) => (d.server ? [d.server.pid] : []))
+    ? Object.values(deployments()).flatMap((d) => d.instances.flatMap((i) => (i.pid ? [i.pid] : [])))
     : [];
   for (const name of await gcf.list()) await gcf.remove(name);
   await gcf.close();
@@ -99,6 +105,7 @@ test('deploy starts an instance on 127.0.0.1; invoke is non-blocking; the first 
   assert.ok(deadline >= a.startTime + 9_000 && deadline <= a.startTime + 10_500, `deadline ${deadline} vs start ${a.startTime}`);
   assert.notEqual(a.result?.pid, process.pid);
   assert.equal(a.coldStart, true);
+  assert.equal(a.instance, 'i1', 'the activation names the instance that served it');
   assert.equal(a.httpStatus, 200);
   assert.ok(a.endTime! >= a.startTime);
 
@@ -106,6 +113,7 @@ test('deploy starts an instance on 127.0.0.1; invoke is non-blocking; the first 
   assert.equal(b.status, 'success');
   assert.equal(b.coldStart, false);
   assert.equal(b.result?.pid, a.result?.pid, 'the same instance serves warm requests');
+  assert.equal(b.instance, 'i1');
   assert.equal(await gcf.activation('0'.repeat(32)), undefined);
 });
 
@@ -168,7 +176,8 @@ test('an instance that dies is a developer error; the next invoke starts a new, 
   assert.equal(b.status, 'success');
   assert.equal(b.coldStart, true);
   assert.notEqual(b.result?.pid, before);
-  assert.equal(pidOf('exit_fn'), b.result?.pid);
+  assert.notEqual(b.instance, a.instance, 'a new instance replaced the dead one');
+  assert.equal(pidOf('exit_fn'), b.result?.pid, 'the dead instance is no longer recorded');
 });
 
 test('redeploying restarts the instance with the new code', async () => {
