@@ -1,14 +1,26 @@
 /**
- * The actions of one namespace: validates `PUT …/actions/NAME` bodies the way an OpenWhisk controller does (kinds,
- * limits, name), merges updates into the existing action, bumps the version on every write, and renders the JSON
+ * The actions of one namespace: takes `PUT …/actions/NAME` the way an Apache OpenWhisk controller does
+ * (core/controller/…/Actions.scala: create/update, WhiskAction.scala, Exec.scala, the Limit classes) and renders the
  * records the API answers with.
  *
- * Limits: timeout 100 ms … 3,600,000 ms (OpenWhisk's default range is 100 … 300,000 ms; the upper bound is raised
- * to one hour so that long federated-learning rounds fit), memory 128 MB … the cluster's memory, concurrency
- * 1 … 500, logs 0 … 10 MB. Defaults as OpenWhisk's: 60,000 ms, 256 MB, concurrency 1, logs 10 MB.
+ *  - The body is read as a WhiskActionPut: exec (kind, code, image, main; `binary` is decided here), parameters,
+ *    limits, version, publish, annotations, delAnnotations; unknown fields are ignored. What cannot be read is a 400
+ *    "The request content was malformed:\n…" with the controller's reason.
+ *  - The limits the body asks for are checked against the namespace's ranges (the cluster profile's, else stock:
+ *    memory 128–512 MB, timeout 100–300,000 ms, concurrency 1–1, logs 0–10 MB): 400 with the controller's message,
+ *    e.g. "memory size 1024 MB exceeds allowed threshold of 512 MB". Limits left out take the defaults on create
+ *    (timeout 60,000, memory 256, logs 10, concurrency 1) and the action's own on update.
+ *  - Kinds: `nodejs:20` (`nodejs:default`), `blackbox`. Any other runtime is one this platform's manifest does not
+ *    have (400, the controller's "The specified runtime … is not supported by this platform"); `sequence`, which
+ *    every controller parses, is refused as a controller whose operator allows only these kinds refuses it (403,
+ *    "… not authorized to access actions of kind 'sequence'.").
+ *  - An existing action without `overwrite=true`: 409. Create: version 0.0.1 (or the body's), annotations +
+ *    `provide-api-key: false` (unless given) + `exec: KIND`. Update: the body's fields over the action's, version
+ *    bumped (0.0.1 → 0.0.2) unless the body gives one, annotations merged (after `delAnnotations`), `exec` set.
  */
-import { WhiskHttpError } from './errors.js';
-import { ActionPutSchema, describeIssues, type ActionPut } from './schemas.js';
+import { WhiskHttpError, WhiskMessages } from './errors.js';
+import { OPENWHISK_LIMIT_RANGES, type ActionLimitRanges } from './profiles.js';
+import { ActionPutSchema, describeIssues } from './schemas.js';
 
 export interface KeyValue {
   key: string;
@@ -20,6 +32,8 @@ export interface StoredLimits {
   memory: number;
   logs: number;
   concurrency: number;
+  /** Max containers of the action; only when the action was given one. */
+  instances?: number;
 }
 
 export interface StoredExec {
@@ -34,7 +48,7 @@ export interface StoredExec {
 export interface StoredAction {
   namespace: string;
   name: string;
-  /** Semantic version, bumped (patch) on every update, as OpenWhisk does. */
+  /** Semantic version: the body's, else 0.0.1 on create and a patch bump on every update, as OpenWhisk does. */
   version: string;
   /** Unique across the server's life (a deleted and re-created action restarts at 0.0.1): keys the containers. */
   revision: string;
@@ -46,19 +60,38 @@ export interface StoredAction {
   updated: number;
 }
 
-export const LIMIT_RANGES = {
-  timeout: { min: 100, max: 3_600_000, unit: 'milliseconds' },
-  concurrency: { min: 1, max: 500, unit: '' },
-  logs: { min: 0, max: 10, unit: 'MB' },
-} as const;
-export const MIN_MEMORY_MB = 128;
-export const DEFAULT_LIMITS: StoredLimits = { timeout: 60_000, memory: 256, logs: 10, concurrency: 1 };
+/** OpenWhisk's defaults for limits a new action leaves out (application.conf `std`). */
+export const DEFAULT_LIMITS: Readonly<StoredLimits> = Object.freeze({ timeout: 60_000, memory: 256, logs: 10, concurrency: 1 });
+/** The smallest memory a cluster can have (one action of the smallest stock memory limit). */
+export const MIN_MEMORY_MB = OPENWHISK_LIMIT_RANGES.memory.min;
 
+/** The runtimes of this platform's manifest, in the order the controller lists them (manifest, sequence, blackbox). */
+export const RUNTIMES = ['nodejs:20', 'sequence', 'blackbox'] as const;
 /** Kinds this cluster runs; `nodejs:default` means `nodejs:20`. */
-const KIND_ALIASES: Readonly<Record<string, string>> = { 'nodejs:20': 'nodejs:20', 'nodejs:default': 'nodejs:20', blackbox: 'blackbox' };
-/** OpenWhisk's entity-name rule. */
-const NAME_PATTERN = /^(?:[\w]|[\w][\w@ .-]*[\w@.-]+)$/;
-const ZIP_MAGIC = 'PK\x03\x04';
+const DEFAULT_RUNTIMES: Readonly<Record<string, string>> = { 'nodejs:20': 'nodejs:20', 'nodejs:default': 'nodejs:20' };
+/** OpenWhisk's entity-name rule (EntityName.REGEX), 1 … 256 characters. */
+const NAME_PATTERN = /^(?:[\w]|[\w][\w@ .&-]{0,254}[\w@.&-])$/;
+export const MAX_NAME_LENGTH = 256;
+const BASE64 = /^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$/;
+
+/** A parsed PUT body: what the body gave, nothing filled in yet. */
+interface ActionPut {
+  exec?: StoredExec;
+  /** A sequence's components (the exec is then refused by kind). */
+  sequence?: boolean;
+  parameters?: KeyValue[];
+  limits?: Partial<StoredLimits>;
+  version?: string;
+  publish?: boolean;
+  annotations?: KeyValue[];
+  delAnnotations?: string[];
+}
+
+export interface NamespaceLimits {
+  ranges: ActionLimitRanges;
+  /** The namespace's concurrent invocations, when throttled: no action's `instances` may exceed it. */
+  concurrentInvocations?: number;
+}
 
 export class ActionStore {
   private readonly actions = new Map<string, StoredAction>();
@@ -66,8 +99,7 @@ export class ActionStore {
 
   constructor(
     readonly namespace: string,
-    /** The cluster's memory: the largest memory limit an action may ask for. */
-    private readonly maxMemoryMb: number,
+    readonly limits: NamespaceLimits = { ranges: OPENWHISK_LIMIT_RANGES },
   ) {}
 
   get(name: string): StoredAction | undefined {
@@ -86,134 +118,259 @@ export class ActionStore {
     return a;
   }
 
-  /** Create, or update when `overwrite` is set: 409 if it exists without overwrite, 400 on a bad body. */
+  /**
+   * Create, or update when `overwrite` is set, in the controller's order: the body is read (400 malformed), its
+   * limits checked (400), its kind entitled (403), then 409 if the action exists without overwrite, and a create
+   * without exec is a 400 "exec undefined". The name was checked by the route (checkEntityName).
+   */
   put(name: string, body: unknown, overwrite: boolean): StoredAction {
-    if (!NAME_PATTERN.test(name) || name.length > 256) {
-      throw WhiskHttpError.badRequest(`name '${name}' is not a valid OpenWhisk entity name`);
-    }
+    const put = parsePut(body);
+    this.checkLimits(put.limits);
+    if (put.sequence) throw new WhiskHttpError(403, WhiskMessages.forbiddenKind('sequence'));
     const existing = this.actions.get(name);
     if (existing && !overwrite) throw WhiskHttpError.conflict();
-    const put = parsePut(body ?? {});
-    const exec = put.exec !== undefined ? normaliseExec(put.exec) : existing?.exec;
-    if (!exec) throw WhiskHttpError.badRequest("exec undefined: a new action needs 'exec' with 'kind' and 'code' (or 'image')");
-    const limits = this.mergeLimits(existing?.limits ?? DEFAULT_LIMITS, put.limits);
-    const prior = existing?.annotations ?? [];
-    const deleted = new Set(put.delAnnotations ?? []);
-    const annotations = withKeyValue(
-      (put.annotations ?? prior).filter((a) => !deleted.has(a.key)),
-      'exec',
-      exec.kind,
-    );
-    const action: StoredAction = {
-      namespace: this.namespace,
-      name,
-      version: existing ? bumpPatch(existing.version) : '0.0.1',
-      revision: String(++this.revisions),
-      publish: put.publish ?? existing?.publish ?? false,
-      exec,
-      parameters: (put.parameters ?? existing?.parameters ?? []).map((p) => ({ key: p.key, value: p.value })),
-      annotations,
-      limits,
-      updated: Date.now(),
-    };
+    const instances = put.limits?.instances;
+    if (instances !== undefined && this.limits.concurrentInvocations !== undefined && instances > this.limits.concurrentInvocations) {
+      throw WhiskHttpError.badRequest(WhiskMessages.instancesExceedNamespace(this.limits.concurrentInvocations));
+    }
+    const action = existing ? update(existing, put) : create(this.namespace, name, put);
+    action.revision = String(++this.revisions);
     this.actions.set(name, action);
     return action;
   }
 
-  private mergeLimits(base: StoredLimits, given: ActionPut['limits']): StoredLimits {
-    const l: StoredLimits = {
-      timeout: given?.timeout ?? base.timeout,
-      memory: given?.memory ?? base.memory,
-      logs: given?.logs ?? base.logs,
-      concurrency: given?.concurrency ?? base.concurrency,
+  /** The namespace's ranges, on the limits the body gives (memory, timeout, logs, concurrency; max first). */
+  private checkLimits(l: Partial<StoredLimits> | undefined): void {
+    if (!l) return;
+    const r = this.limits.ranges;
+    const out = (tooBig: boolean, message: string) => {
+      if (tooBig) throw WhiskHttpError.badRequest(message);
     };
-    const problems: string[] = [];
-    for (const key of ['timeout', 'concurrency', 'logs'] as const) {
-      const r = LIMIT_RANGES[key];
-      problems.push(...checkRange(key, l[key], r.min, r.max, r.unit));
+    if (l.memory !== undefined) {
+      out(l.memory > r.memory.max, `memory size ${l.memory} MB exceeds allowed threshold of ${r.memory.max} MB`);
+      out(l.memory < r.memory.min, `memory size ${l.memory} MB below allowed threshold of ${r.memory.min} MB`);
     }
-    problems.push(...checkRange('memory', l.memory, MIN_MEMORY_MB, this.maxMemoryMb, 'MB'));
-    if (problems.length > 0) throw WhiskHttpError.badRequest(problems.join('\n'));
-    return l;
+    if (l.timeout !== undefined) {
+      out(l.timeout > r.timeout.max, `duration ${l.timeout} milliseconds exceeds allowed threshold of ${r.timeout.max} milliseconds`);
+      out(l.timeout < r.timeout.min, `duration ${l.timeout} milliseconds below allowed threshold of ${r.timeout.min} milliseconds`);
+    }
+    if (l.logs !== undefined) {
+      out(l.logs > r.logs.max, `log size ${l.logs} MB exceeds allowed threshold of ${r.logs.max} MB`);
+      out(l.logs < r.logs.min, `log size ${l.logs} MB below allowed threshold of ${r.logs.min} MB`);
+    }
+    if (l.concurrency !== undefined) {
+      out(l.concurrency > r.concurrency.max, `concurrency ${l.concurrency} exceeds allowed threshold of ${r.concurrency.max}`);
+      out(l.concurrency < r.concurrency.min, `concurrency ${l.concurrency} below allowed threshold of ${r.concurrency.min}`);
+    }
   }
 }
 
-/** The JSON of an action, as `PUT`/`GET`/`DELETE …/actions/NAME` answer (code only when asked). */
-export function actionJson(a: StoredAction, withCode: boolean): Record<string, unknown> {
-  const exec: Record<string, unknown> = { kind: a.exec.kind, binary: a.exec.binary };
-  if (a.exec.main !== undefined) exec.main = a.exec.main;
-  if (a.exec.image !== undefined) exec.image = a.exec.image;
-  if (withCode && a.exec.code !== undefined) exec.code = a.exec.code;
+/** The route's check of an entity name (any action operation): 400 with the controller's text. */
+export function checkEntityName(name: string): void {
+  if (name.length > MAX_NAME_LENGTH) throw WhiskHttpError.badRequest(WhiskMessages.entityNameTooLong(name.length, MAX_NAME_LENGTH));
+  if (!NAME_PATTERN.test(name)) throw WhiskHttpError.badRequest(WhiskMessages.entityNameIllegal);
+}
+
+function create(namespace: string, name: string, put: ActionPut): StoredAction {
+  if (!put.exec) throw WhiskHttpError.badRequest(WhiskMessages.execUndefined);
+  const given = put.annotations ?? [];
+  const annotations = given.some((a) => a.key === 'provide-api-key') ? given : merge(given, [{ key: 'provide-api-key', value: false }]);
+  const l = put.limits ?? {};
+  const limits: StoredLimits = {
+    timeout: l.timeout ?? DEFAULT_LIMITS.timeout,
+    memory: l.memory ?? DEFAULT_LIMITS.memory,
+    logs: l.logs ?? DEFAULT_LIMITS.logs,
+    concurrency: l.concurrency ?? DEFAULT_LIMITS.concurrency,
+    ...(l.instances !== undefined ? { instances: l.instances } : {}),
+  };
+  return {
+    namespace,
+    name,
+    version: put.version ?? '0.0.1',
+    revision: '',
+    publish: put.publish ?? false,
+    exec: put.exec,
+    parameters: put.parameters ?? [],
+    annotations: merge(annotations, [{ key: 'exec', value: put.exec.kind }]),
+    limits,
+    updated: Date.now(),
+  };
+}
+
+function update(a: StoredAction, put: ActionPut): StoredAction {
+  const exec = put.exec ?? a.exec;
+  const l = put.limits;
+  const limits: StoredLimits = l
+    ? {
+        timeout: l.timeout ?? a.limits.timeout,
+        memory: l.memory ?? a.limits.memory,
+        logs: l.logs ?? a.limits.logs,
+        concurrency: l.concurrency ?? a.limits.concurrency,
+        ...((l.instances ?? a.limits.instances) !== undefined ? { instances: (l.instances ?? a.limits.instances)! } : {}),
+      }
+    : { ...a.limits };
+  const deleted = new Set(put.delAnnotations ?? []);
+  const kept = put.delAnnotations ? a.annotations.filter((x) => !deleted.has(x.key)) : a.annotations;
   return {
     namespace: a.namespace,
     name: a.name,
-    version: a.version,
+    version: put.version ?? bumpPatch(a.version),
+    revision: '',
+    publish: put.publish ?? a.publish,
+    exec,
+    parameters: (put.parameters ?? a.parameters).map((p) => ({ key: p.key, value: p.value })),
+    annotations: merge(merge(kept, put.annotations ?? []), [{ key: 'exec', value: exec.kind }]),
+    limits,
+    updated: Date.now(),
+  };
+}
+
+/** The JSON of an action, as `PUT`/`GET`/`DELETE …/actions/NAME` answer (WhiskAction's fields; code unless asked not to). */
+export function actionJson(a: StoredAction, withCode: boolean): Record<string, unknown> {
+  const exec: Record<string, unknown> = { kind: a.exec.kind };
+  if (a.exec.image !== undefined) exec.image = a.exec.image;
+  if (withCode && a.exec.code !== undefined) exec.code = a.exec.code;
+  exec.binary = a.exec.binary;
+  if (a.exec.main !== undefined) exec.main = a.exec.main;
+  return {
+    namespace: a.namespace,
+    name: a.name,
     exec,
     parameters: a.parameters,
-    annotations: a.annotations,
-    limits: a.limits,
+    limits: limitsJson(a.limits),
+    version: a.version,
     publish: a.publish,
+    annotations: a.annotations,
     updated: a.updated,
   };
 }
 
-/** An element of `GET …/actions` (the swagger's ActionMeta: exec carries only `binary`). */
+/** An element of `GET …/actions` (the controller's list view: exec carries only `binary`). */
 export function actionMetaJson(a: StoredAction): Record<string, unknown> {
   return {
     namespace: a.namespace,
     name: a.name,
     version: a.version,
-    exec: { binary: a.exec.binary },
-    annotations: a.annotations,
-    limits: a.limits,
     publish: a.publish,
+    annotations: a.annotations,
     updated: a.updated,
+    limits: limitsJson(a.limits),
+    exec: { binary: a.exec.binary },
   };
 }
 
-function parsePut(body: unknown): ActionPut {
-  // Check the kind first, so an unknown kind gets one clear line instead of the swagger's list of 25.
-  const kind = (body as { exec?: { kind?: unknown } } | null)?.exec?.kind;
-  if (kind !== undefined && !(typeof kind === 'string' && kind in KIND_ALIASES)) {
-    throw WhiskHttpError.badRequest(
-      `kind '${String(kind)}' is not supported by this cluster (supported: ${Object.keys(KIND_ALIASES).join(', ')})`,
-    );
-  }
-  const parsed = ActionPutSchema.safeParse(body);
-  if (!parsed.success) throw WhiskHttpError.badRequest(describeIssues(parsed.error));
-  return parsed.data;
+function limitsJson(l: StoredLimits): Record<string, number> {
+  return { timeout: l.timeout, memory: l.memory, logs: l.logs, concurrency: l.concurrency, ...(l.instances !== undefined ? { instances: l.instances } : {}) };
 }
 
-function normaliseExec(e: NonNullable<ActionPut['exec']>): StoredExec {
-  const kind = KIND_ALIASES[e.kind ?? 'nodejs:default']!;
-  if (kind === 'blackbox') {
-    if (!e.image) throw WhiskHttpError.badRequest("exec.image undefined: a 'blackbox' action needs an image");
-  } else if (e.code === undefined || e.code.trim() === '') {
-    throw WhiskHttpError.badRequest(`exec.code undefined: a '${e.kind ?? 'nodejs:default'}' action needs code`);
+// ---- reading a PUT body, as the controller's JSON readers do ---------------------------------------------------
+
+function parsePut(body: unknown): ActionPut {
+  if (body === undefined) throw WhiskHttpError.badRequest(WhiskMessages.entityExpected);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw WhiskHttpError.malformed('Object expected');
+  const b = body as Record<string, unknown>;
+  const put: ActionPut = {};
+  if (b.exec !== undefined && b.exec !== null) {
+    const e = readExec(b.exec);
+    if (e === 'sequence') put.sequence = true;
+    else put.exec = e;
   }
-  const exec: StoredExec = { kind, binary: e.code !== undefined && isBase64Zip(e.code) };
-  if (e.code !== undefined) exec.code = e.code;
-  if (e.main !== undefined && e.main !== '') exec.main = e.main;
-  if (e.image !== undefined) exec.image = e.image;
+  if (b.limits !== undefined && b.limits !== null) put.limits = readLimits(b.limits);
+  // The other fields are plain JSON types: the swagger's schema reads them (unknown fields are dropped).
+  const { exec: _e, limits: _l, ...rest } = b;
+  const parsed = ActionPutSchema.omit({ exec: true, limits: true }).safeParse(withoutNulls(rest));
+  if (!parsed.success) throw WhiskHttpError.malformed(describeIssues(parsed.error));
+  const p = parsed.data;
+  if (p.version !== undefined) put.version = semVer(p.version);
+  if (p.publish !== undefined) put.publish = p.publish;
+  if (p.parameters !== undefined) put.parameters = p.parameters.map((kv) => ({ key: kv.key, value: kv.value }));
+  if (p.annotations !== undefined) put.annotations = p.annotations.map((kv) => ({ key: kv.key, value: kv.value }));
+  if (p.delAnnotations !== undefined) put.delAnnotations = p.delAnnotations;
+  return put;
+}
+
+/** Exec.serdes.read: the kind decides what else must be there. */
+function readExec(v: unknown): StoredExec | 'sequence' {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw WhiskHttpError.malformed('JSON object expected');
+  const o = v as Record<string, unknown>;
+  if (typeof o.kind !== 'string') throw WhiskHttpError.malformed("'kind' must be a string defined in 'exec'");
+  const kind = o.kind.trim().toLowerCase();
+  const main = (): string | undefined => {
+    if (o.main === undefined) return undefined;
+    if (typeof o.main !== 'string') throw WhiskHttpError.malformed(`if defined, 'main' be a string in 'exec' for '${kind}' actions`);
+    return o.main;
+  };
+  if (kind === 'sequence') {
+    if (o.components === undefined) throw WhiskHttpError.malformed("'components' must be defined for sequence kind");
+    if (!Array.isArray(o.components)) throw WhiskHttpError.malformed("'components' must be an array");
+    return 'sequence';
+  }
+  if (kind === 'blackbox') {
+    if (typeof o.image !== 'string') throw WhiskHttpError.malformed("'image' must be a string defined in 'exec' for 'blackbox' actions");
+    const code = typeof o.code === 'string' && o.code.trim() !== '' ? o.code : undefined;
+    const exec: StoredExec = { kind, image: o.image, binary: code !== undefined && isBinaryCode(code) };
+    if (code !== undefined) exec.code = code;
+    const m = main();
+    if (m !== undefined) exec.main = m;
+    return exec;
+  }
+  const runtime = DEFAULT_RUNTIMES[kind];
+  if (!runtime) throw WhiskHttpError.malformed(WhiskMessages.invalidRuntime(kind, RUNTIMES));
+  if (typeof o.code !== 'string') throw WhiskHttpError.malformed(`'code' must be a string or attachment object defined in 'exec' for '${kind}' actions`);
+  const exec: StoredExec = { kind: runtime, code: o.code, binary: isBinaryCode(o.code) };
+  const m = main();
+  if (m !== undefined) exec.main = m;
   return exec;
 }
 
-/** OpenWhisk ignores `exec.binary` on writes and decides itself: a base64 zip archive is binary. */
-export function isBase64Zip(code: string): boolean {
-  const head = code.slice(0, 64).replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(head)) return false;
-  return Buffer.from(head, 'base64').toString('latin1').startsWith(ZIP_MAGIC);
+/** ActionLimitsOption: each limit a whole number (the Limit classes' readers), ranges checked afterwards. */
+function readLimits(v: unknown): Partial<StoredLimits> {
+  if (typeof v !== 'object' || Array.isArray(v)) throw WhiskHttpError.malformed("Object expected in field 'timeout'");
+  const o = v as Record<string, unknown>;
+  const out: Partial<StoredLimits> = {};
+  const fields = [
+    ['timeout', 'time limit'],
+    ['memory', 'memory limit'],
+    ['logs', 'log limit'],
+    ['concurrency', 'intra concurrency limit'],
+    ['instances', 'instance concurrency limit'],
+  ] as const;
+  for (const [key, what] of fields) {
+    const x = o[key];
+    if (x === undefined || x === null) continue;
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw WhiskHttpError.malformed(`${key === 'concurrency' ? 'concurrency limit' : what} malformed`);
+    if (!Number.isInteger(x)) throw WhiskHttpError.malformed(`${what} must be whole number`);
+    if (key === 'instances' && x < 0) throw WhiskHttpError.malformed('Action container concurrency must be greater than or equal to 0.');
+    out[key] = x;
+  }
+  return out;
 }
 
-function checkRange(name: string, v: number, min: number, max: number, unit: string): string[] {
-  const u = unit ? ` ${unit}` : '';
-  if (v < min) return [`${name} ${v}${u} below allowed threshold of ${min}${u}`];
-  if (v > max) return [`${name} ${v}${u} exceeds allowed threshold of ${max}${u}`];
-  return [];
+/** Exec.isBinaryCode: the trimmed code is base64 (a zip archive sent as `wsk action create x.zip` sends it). */
+export function isBinaryCode(code: string): boolean {
+  const t = code.trim();
+  return t.length > 0 && t.length % 4 === 0 && BASE64.test(t);
 }
 
-function withKeyValue(list: KeyValue[], key: string, value: unknown): KeyValue[] {
-  return [...list.filter((kv) => kv.key !== key).map((kv) => ({ key: kv.key, value: kv.value })), { key, value }];
+function withoutNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+}
+
+/** Parameters `++`: the second list's keys replace the first's (in place), new keys are appended. */
+function merge(base: readonly KeyValue[], over: readonly KeyValue[]): KeyValue[] {
+  const out = base.map((kv) => ({ key: kv.key, value: kv.value }));
+  for (const kv of over) {
+    const i = out.findIndex((x) => x.key === kv.key);
+    if (i >= 0) out[i] = { key: kv.key, value: kv.value };
+    else out.push({ key: kv.key, value: kv.value });
+  }
+  return out;
+}
+
+/** SemVer(string): up to three numbers, the missing ones 0 ("1.2" is 1.2.0). */
+function semVer(v: string): string {
+  const parts = v.split('.').map(Number);
+  return [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0].join('.');
 }
 
 function bumpPatch(v: string): string {

@@ -22,6 +22,7 @@ export interface ActivationResponse {
   size: number;
 }
 
+/** An activation as this platform keeps it; the API answers it through the *Json functions below. */
 export interface StoredActivation {
   namespace: string;
   name: string;
@@ -100,8 +101,45 @@ export class ActivationStore {
   }
 }
 
-/** An element of `GET …/activations` without `docs=true`: no response, no logs (OpenWhisk's summary). */
+/**
+ * An activation as the controller answers it (WhiskActivation.toExtendedJson): `GET …/activations/ID`, a blocking
+ * invocation, `docs=true` lists. The response has `status` and `success`, not the stored `statusCode`.
+ */
+export function activationJson(a: StoredActivation): Record<string, unknown> {
+  return {
+    namespace: a.namespace,
+    name: a.name,
+    subject: a.subject,
+    activationId: a.activationId,
+    start: a.start,
+    end: a.end,
+    response: activationResultJson(a),
+    logs: a.logs,
+    version: a.version,
+    publish: a.publish,
+    annotations: a.annotations,
+    duration: a.duration,
+  };
+}
+
+/** `GET …/activations/ID/result` (ActivationResponse.toExtendedJson). */
+export function activationResultJson(a: StoredActivation): Record<string, unknown> {
+  const r = a.response;
+  return { result: r.result, size: r.size, success: r.success, status: r.status };
+}
+
+/** An element of `GET …/activations` without `docs=true` (the controller's summary: statusCode, no response, no logs). */
 export function activationBriefJson(a: StoredActivation): Record<string, unknown> {
-  const { response: _response, logs: _logs, ...brief } = a;
-  return brief;
+  return {
+    namespace: a.namespace,
+    name: a.name,
+    version: a.version,
+    publish: a.publish,
+    annotations: a.annotations,
+    activationId: a.activationId,
+    start: a.start,
+    end: a.end,
+    duration: a.duration,
+    statusCode: a.statusCode,
+  };
 }

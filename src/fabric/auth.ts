@@ -24,18 +24,24 @@ export class ClusterAuth {
     this.subject = namespace;
   }
 
-  /** Throws 401 unless the `Authorization` header carries this cluster's key. */
+  /**
+   * Throws 401 unless the `Authorization` header carries this cluster's key: without Basic credentials (none, another
+   * scheme, unreadable) the controller says they were not supplied, with a wrong key that they are invalid.
+   */
   check(header: string | undefined): void {
-    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-    if (!m) throw WhiskHttpError.unauthenticated();
+    const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header ?? '');
+    if (!m) throw WhiskHttpError.unauthenticated(true);
     const given = Buffer.from(m[1]!, 'base64').toString('utf8');
     if (!timingSafeEqual(sha256(given), this.digest)) throw WhiskHttpError.unauthenticated();
   }
 
-  /** The namespace a path segment names: `_` or this cluster's namespace; anything else → 403. */
-  resolveNamespace(segment: string): string {
+  /**
+   * The namespace a path segment names: `_` or this cluster's namespace; anything else → 403 naming the resource
+   * (`NS`, or `NS/NAME` for an entity), as the controller's entitlement check does.
+   */
+  resolveNamespace(segment: string, entity?: string): string {
     if (segment === '_' || segment === this.namespace) return this.namespace;
-    throw WhiskHttpError.forbidden(segment);
+    throw WhiskHttpError.forbidden(entity === undefined ? segment : `${segment}/${entity}`);
   }
 }
 

@@ -33,13 +33,14 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw WhiskHttpError.badRequest(e instanceof Error ? e.message : 'body is not JSON');
+    throw WhiskHttpError.malformed(e instanceof Error ? e.message : 'body is not JSON');
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, transactionId: string): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, transactionId: string, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(text),
     'X-Request-ID': transactionId,
@@ -52,18 +53,33 @@ export function sendText(res: ServerResponse, status: number, text: string): voi
   res.end(text);
 }
 
-/** `true`/`false` query flags; anything else (or absent) is `fallback`. */
+/**
+ * A boolean query parameter as the controller's HTTP server reads one (true/yes/on/1, false/no/off/0, any case);
+ * absent is `fallback`, anything else a 400.
+ */
 export function queryFlag(q: URLSearchParams, name: string, fallback = false): boolean {
   const v = q.get(name);
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  return fallback;
+  if (v === null) return fallback;
+  const t = v.toLowerCase();
+  if (['true', 'yes', 'on', '1'].includes(t)) return true;
+  if (['false', 'no', 'off', '0'].includes(t)) return false;
+  throw WhiskHttpError.malformedQuery(name, `'${v}' is not a valid Boolean value`);
 }
 
-/** A non-negative integer query value; 400 when present and not one. */
-export function queryInt(q: URLSearchParams, name: string): number | undefined {
+/** An integer query value read by `read` (which throws the controller's message); undefined when absent. */
+export function queryValue<T>(q: URLSearchParams, name: string, read: (v: string) => T): T | undefined {
   const v = q.get(name);
-  if (v === null || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw WhiskHttpError.badRequest(`query parameter '${name}' must be a non-negative integer, got '${v}'`);
-  return Number(v);
+  if (v === null) return undefined;
+  try {
+    return read(v);
+  } catch (e) {
+    throw WhiskHttpError.malformedQuery(name, (e as Error).message);
+  }
+}
+
+/** Java's `String.toInt`: an optional sign and decimal digits within 32 bits; else NaN. */
+export function toInt(v: string): number {
+  if (!/^[+-]?\d+$/.test(v)) return NaN;
+  const n = Number(v);
+  return n >= -(2 ** 31) && n < 2 ** 31 ? n : NaN;
 }

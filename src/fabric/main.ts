@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { FabricConfigError } from './errors.js';
 import { startLambdaServer } from './lambda-server.js';
 import { startOpenWhiskServer, type OpenWhiskServerOptions } from './openwhisk-server.js';
-import { poolProfile, resolveProfile, type ClusterCharacter } from './profiles.js';
+import { controllerSettings, poolProfile, resolveProfile, type ClusterCharacter } from './profiles.js';
 import { checkUniqueNames, type FabricClusterSpec, type LambdaClusterSpec, type OpenWhiskClusterSpec } from './spec.js';
 
 export type { FabricClusterSpec, LambdaClusterSpec, OpenWhiskClusterSpec } from './spec.js';
@@ -206,6 +206,7 @@ async function startOpenWhisk(c: OpenWhiskClusterSpec, containerEnv: Record<stri
     ...(c.seed !== undefined ? { seed: c.seed } : {}),
     ...(c.maxActive !== undefined ? { maxActive: c.maxActive } : {}),
     profile: poolProfile(character),
+    ...controllerSettings(character),
     ...(character.outages !== undefined ? { outages: character.outages } : {}),
     memoryMb: character.memoryMb,
     env: containerEnv,

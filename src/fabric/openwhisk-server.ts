@@ -8,6 +8,10 @@
  * at its end it listens again on the same host and port. The invoker and its containers are untouched: activations
  * already running go on, and those that end during the outage are recorded and readable afterwards.
  *
+ * What an operator configures on a controller (ControllerSettings, from the cluster's profile): the ranges of action
+ * limits a PUT may ask for (stock OpenWhisk's unless raised or lowered) and the namespace's throttles (none unless
+ * set): invocations per minute and concurrent invocations, past which an invocation is refused with 429.
+ *
  * `GET /api/v1/fedkeeper/faults` (authenticated, FedKeeper's own) answers the faults injected so far: FaultCounts.
  * With `keepers` (a fabric's cluster), `/api/v1/fedkeeper/keepers[/PID]` (authenticated, FedKeeper's own) registers
  * the keepers that use the fabric in that registry (routes.ts, main.ts).
@@ -16,19 +20,20 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ContainerPool } from '../runtime/container-pool.js';
 import type { ClusterProfile, InjectedFaults } from '../runtime/container-types.js';
-import { ActionStore, LIMIT_RANGES, MIN_MEMORY_MB } from './action-store.js';
+import { ActionStore, MIN_MEMORY_MB } from './action-store.js';
 import { ActivationStore } from './activation-store.js';
 import { ClusterAuth } from './auth.js';
 import { FabricConfigError } from './errors.js';
 import { Invoker } from './invoker.js';
 import { listen, scheduleOutages, stopListening, trackConnections } from './listener.js';
 import type { FabricKeepers } from './main.js';
-import { checkOutages, type OutageWindow } from './profiles.js';
+import { checkControllerSettings, checkOutages, type ActionLimitRanges, type ControllerSettings, type OutageWindow } from './profiles.js';
 import { handleRequest, type ApiContext } from './routes.js';
+import { NamespaceThrottles } from './throttles.js';
 
 type PoolOptions = ConstructorParameters<typeof ContainerPool>[0];
 
-export interface OpenWhiskServerOptions {
+export interface OpenWhiskServerOptions extends ControllerSettings {
   /** Interface to bind; default 127.0.0.1. */
   host?: string;
   /** 0 (default) picks a free port. */
@@ -41,7 +46,7 @@ export interface OpenWhiskServerOptions {
   profile?: Partial<ClusterProfile>;
   /** Controller outages, ms after the server first listens (see the top of this file). */
   outages?: OutageWindow[];
-  /** Memory of the invoker, MB: the pool's bound, and the largest memory limit an action may ask; default 8192. */
+  /** Memory of the invoker, MB: the pool's bound (no container holds more); default 8192. */
   memoryMb?: number;
   /** Docker image → local runtime mapping for `blackbox` actions (see ContainerPool). */
   images?: PoolOptions['images'];
@@ -81,6 +86,8 @@ export interface FaultCounts extends InjectedFaults {
   outages: number;
   /** Connections open when an outage began, cut by it (refused connection attempts are not countable: nothing listens). */
   outage_cut_connections: number;
+  /** Invocations refused with 429 by the namespace's throttles; only on a cluster whose profile sets throttles. */
+  throttled?: number;
 }
 
 const DEFAULT_MEMORY_MB = 8192;
@@ -95,11 +102,17 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   }
   const auth = new ClusterAuth(opts.auth, namespace, `cluster ${opts.label}`);
   let outages: OutageWindow[] = [];
+  let ranges: ActionLimitRanges;
   try {
     outages = checkOutages(opts.outages ?? []);
+    ranges = checkControllerSettings(opts, memoryMb);
   } catch (e) {
     throw new FabricConfigError(`cluster ${opts.label}: ${(e as Error).message}`);
   }
+  const throttleLimits = {
+    ...(opts.invocationsPerMinute !== undefined ? { invocationsPerMinute: opts.invocationsPerMinute } : {}),
+    ...(opts.concurrentInvocations !== undefined ? { concurrentInvocations: opts.concurrentInvocations } : {}),
+  };
 
   const poolOptions: PoolOptions = { memoryMb, label: opts.label };
   if (opts.profile !== undefined) poolOptions.profile = opts.profile;
@@ -111,16 +124,21 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   const pool = new ContainerPool(poolOptions);
 
   const activations = new ActivationStore(opts.activationCapacity ?? 10_000);
+  const invoker = new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth });
+  const throttles = new NamespaceThrottles(throttleLimits, () => invoker.active);
   const outageCounts = { outages: 0, outage_cut_connections: 0 };
-  const faults = (): FaultCounts => ({ ...pool.faults(), ...outageCounts });
+  const faults = (): FaultCounts => ({ ...pool.faults(), ...outageCounts, ...(throttles.active ? { throttled: throttles.throttled } : {}) });
   const ctx: ApiContext = {
     auth,
-    actions: new ActionStore(namespace, memoryMb),
+    actions: new ActionStore(namespace, { ranges, ...(throttleLimits.concurrentInvocations !== undefined ? { concurrentInvocations: throttleLimits.concurrentInvocations } : {}) }),
     activations,
-    invoker: new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth }),
+    invoker,
+    throttles,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
     blockingWaitMs: opts.blockingWaitMs ?? 60_000,
-    info: apiInfo(opts.label, memoryMb),
+    controllerInfo: controllerInfo(ranges, throttleLimits),
+    info: apiInfo(opts.label),
+    namespaceLimits: namespaceLimits(ranges, throttleLimits),
     faults,
     ...(opts.keepers !== undefined ? { keepers: opts.keepers } : {}),
   };
@@ -155,23 +173,61 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   };
 }
 
-/** `GET /api/v1`, shaped like OpenWhisk's (limits in bytes and milliseconds). */
-function apiInfo(label: string, memoryMb: number): Record<string, unknown> {
+const MB = 1024 * 1024;
+
+/** `GET /`: the controller's info (Controller.info; limits in bytes and milliseconds, throttles when set). */
+function controllerInfo(r: ActionLimitRanges, t: ControllerSettings): Record<string, unknown> {
   return {
-    description: `OpenWhisk API (FedKeeper local cluster "${label}")`,
+    description: 'OpenWhisk',
+    support: { github: 'https://github.com/apache/openwhisk/issues', slack: 'http://slack.openwhisk.org' },
     api_paths: ['/api/v1'],
-    runtimes: {
-      nodejs: [{ kind: 'nodejs:20', default: true }],
-      blackbox: [{ kind: 'blackbox' }],
-    },
     limits: {
-      min_action_duration: LIMIT_RANGES.timeout.min,
-      max_action_duration: LIMIT_RANGES.timeout.max,
-      min_action_memory: MIN_MEMORY_MB * 1024 * 1024,
-      max_action_memory: memoryMb * 1024 * 1024,
-      min_action_logs: LIMIT_RANGES.logs.min * 1024 * 1024,
-      max_action_logs: LIMIT_RANGES.logs.max * 1024 * 1024,
-      max_action_concurrency: LIMIT_RANGES.concurrency.max,
+      ...(t.invocationsPerMinute !== undefined ? { actions_per_minute: t.invocationsPerMinute } : {}),
+      ...(t.concurrentInvocations !== undefined ? { concurrent_actions: t.concurrentInvocations } : {}),
+      default_min_action_duration: r.timeout.min,
+      default_max_action_duration: r.timeout.max,
+      default_min_action_memory: r.memory.min * MB,
+      default_max_action_memory: r.memory.max * MB,
+      default_min_action_logs: r.logs.min * MB,
+      default_max_action_logs: r.logs.max * MB,
+      min_action_duration: r.timeout.min,
+      max_action_duration: r.timeout.max,
+      min_action_memory: r.memory.min * MB,
+      max_action_memory: r.memory.max * MB,
+      min_action_logs: r.logs.min * MB,
+      max_action_logs: r.logs.max * MB,
     },
+    runtimes: {
+      nodejs: [{ kind: 'nodejs:20', image: 'openwhisk/action-nodejs-v20:nightly', deprecated: false, default: true, attached: true, requireMain: false }],
+    },
+  };
+}
+
+/** `GET /api/v1`: the API's info (RestAPIVersion.info). */
+function apiInfo(label: string): Record<string, unknown> {
+  return {
+    description: 'OpenWhisk API',
+    api_version: '1.0.0',
+    api_version_path: 'v1',
+    build: `FedKeeper local cluster "${label}"`,
+    buildno: 'fedkeeper',
+    swagger_paths: { ui: '/api/v1/docs', 'api-docs': '/api/v1/api-docs' },
+  };
+}
+
+/** `GET /api/v1/namespaces/NS/limits` (the namespace's UserLimits, as the controller fills them in). */
+function namespaceLimits(r: ActionLimitRanges, t: ControllerSettings): Record<string, unknown> {
+  return {
+    ...(t.invocationsPerMinute !== undefined ? { invocationsPerMinute: t.invocationsPerMinute } : {}),
+    ...(t.concurrentInvocations !== undefined ? { concurrentInvocations: t.concurrentInvocations } : {}),
+    minActionMemory: r.memory.min,
+    maxActionMemory: r.memory.max,
+    minActionLogs: r.logs.min,
+    maxActionLogs: r.logs.max,
+    minActionTimeout: r.timeout.min,
+    maxActionTimeout: r.timeout.max,
+    minActionConcurrency: r.concurrency.min,
+    maxActionConcurrency: r.concurrency.max,
+    ...(t.concurrentInvocations !== undefined ? { maxActionInstances: t.concurrentInvocations } : {}),
   };
 }

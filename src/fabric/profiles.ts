@@ -12,6 +12,15 @@
  *  the three are disjoint outcomes of one draw per activation, so their sum must be ≤ 1;
  *  - outages: windows, in ms after the cluster's server first listened, during which its controller does not listen
  *             (connections are refused) — running activations go on and their records are kept.
+ *
+ * What an OpenWhisk operator configures on the controller (OpenWhisk clusters only; a Lambda platform has its own):
+ *  - limits: the ranges a `PUT …/actions/NAME` may ask for, per limit `{min, max}` — memory (MB), timeout (ms),
+ *            concurrency (activations per container), logs (MB). Unset: the stock controller's (application.conf):
+ *            memory 128–512, timeout 100–300,000, concurrency 1–1, logs 0–10. E.g. `limits: {memory: {max: 2048}}`
+ *            as an operator raises `whisk.memory.max`; outside its range a PUT is refused with HTTP 400.
+ *  - invocationsPerMinute, concurrentInvocations: the namespace's throttles (`limits.actions.invokes.perMinute` /
+ *            `.concurrent` of a deployment): past them an invocation is refused with HTTP 429 and OpenWhisk's text.
+ *            Unset: no throttle.
  */
 import type { ClusterProfile } from '../runtime/container-types.js';
 import { FabricConfigError } from './errors.js';
@@ -24,7 +33,41 @@ export interface OutageWindow {
   durationMs: number;
 }
 
-export interface ClusterCharacter extends ClusterProfile {
+/** A range of one action limit, both ends inclusive. */
+export interface LimitRange {
+  min: number;
+  max: number;
+}
+
+/** The ranges the controller allows for an action's limits: memory and logs in MB, timeout in ms. */
+export interface ActionLimitRanges {
+  memory: LimitRange;
+  timeout: LimitRange;
+  concurrency: LimitRange;
+  logs: LimitRange;
+}
+
+/** A profile's `limits`: any end of any range, the rest stock. */
+export type ActionLimitsSpec = { [K in keyof ActionLimitRanges]?: Partial<LimitRange> };
+
+/** Apache OpenWhisk's stock ranges (common/scala/src/main/resources/application.conf: whisk.memory, time-limit, …). */
+export const OPENWHISK_LIMIT_RANGES: Readonly<ActionLimitRanges> = Object.freeze({
+  memory: Object.freeze({ min: 128, max: 512 }),
+  timeout: Object.freeze({ min: 100, max: 300_000 }),
+  concurrency: Object.freeze({ min: 1, max: 1 }),
+  logs: Object.freeze({ min: 0, max: 10 }),
+});
+
+/** What an OpenWhisk controller is configured with, beyond its invoker's pool (see the top of this file). */
+export interface ControllerSettings {
+  limits?: ActionLimitsSpec;
+  /** Invocations per minute of the namespace; absent: unlimited. */
+  invocationsPerMinute?: number;
+  /** Activations of the namespace in flight at once; absent: unlimited. */
+  concurrentInvocations?: number;
+}
+
+export interface ClusterCharacter extends ClusterProfile, ControllerSettings {
   /** Memory of the cluster's invoker: bounds how many containers run at once (each takes its action's memory). */
   memoryMb: number;
   /** Controller outages (none by default); sorted, non-overlapping. */
@@ -64,7 +107,47 @@ export function resolveProfile(spec: ProfileSpec = 'cloud', overrides: Partial<C
   check(sum <= 1 + 1e-9, 'failureProbability + errorProbability + timeoutProbability must be ≤ 1 (one draw per activation, disjoint outcomes)', sum);
   check(Number.isInteger(c.memoryMb) && c.memoryMb >= 128, 'memoryMb must be an integer ≥ 128', c.memoryMb);
   if (c.outages !== undefined) c.outages = checkOutages(c.outages);
+  checkControllerSettings(c, c.memoryMb);
   return c;
+}
+
+/** The controller's part of a character: only what the profile sets (an OpenWhisk server takes it as it is). */
+export function controllerSettings(c: ControllerSettings): ControllerSettings {
+  const s: ControllerSettings = {};
+  if (c.limits !== undefined) s.limits = c.limits;
+  if (c.invocationsPerMinute !== undefined) s.invocationsPerMinute = c.invocationsPerMinute;
+  if (c.concurrentInvocations !== undefined) s.concurrentInvocations = c.concurrentInvocations;
+  return s;
+}
+
+/**
+ * Checks a controller's settings (FabricConfigError naming the field) and returns its ranges: the stock ones with the
+ * profile's ends in place. `memoryMb`: the invoker's memory, which no action's memory limit may exceed.
+ */
+export function checkControllerSettings(s: ControllerSettings, memoryMb?: number): ActionLimitRanges {
+  for (const k of ['invocationsPerMinute', 'concurrentInvocations'] as const) {
+    const v = s[k];
+    if (v !== undefined) check(Number.isInteger(v) && v >= 1, `${k} must be an integer ≥ 1 (leave it out for no throttle)`, v);
+  }
+  const given = s.limits ?? {};
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) check(false, 'limits must be {memory?, timeout?, concurrency?, logs?}', JSON.stringify(given));
+  const ranges = {} as ActionLimitRanges;
+  const floor = { memory: 1, timeout: 1, concurrency: 1, logs: 0 } as const;
+  for (const k of Object.keys(given)) {
+    if (!(k in OPENWHISK_LIMIT_RANGES)) check(false, `limits.${k} is not a limit an OpenWhisk controller has (memory, timeout, concurrency, logs)`, k);
+  }
+  for (const k of Object.keys(OPENWHISK_LIMIT_RANGES) as (keyof ActionLimitRanges)[]) {
+    const r = { ...OPENWHISK_LIMIT_RANGES[k], ...defined(given[k] ?? {}) };
+    for (const end of ['min', 'max'] as const) {
+      check(Number.isInteger(r[end]) && r[end] >= floor[k], `limits.${k}.${end} must be an integer ≥ ${floor[k]}`, r[end]);
+    }
+    check(r.min <= r.max, `limits.${k}: min (${r.min}) must be ≤ max (${r.max})`, JSON.stringify(given[k]));
+    ranges[k] = r;
+  }
+  if (memoryMb !== undefined && given.memory?.max !== undefined) {
+    check(ranges.memory.max <= memoryMb, `limits.memory.max (${ranges.memory.max} MB) must be ≤ memoryMb (${memoryMb} MB, the cluster's memory: no container could hold more)`, ranges.memory.max);
+  }
+  return ranges;
 }
 
 /** The pool's part of a character. */

@@ -37,10 +37,9 @@ export const ActionExecSchema = z.object({
 
 export const ActionExecMetaSchema = z.object({ binary: z.boolean().optional() });
 
+/** What a PUT body may hold (the controller's WhiskActionPut: `namespace` and `name`, if sent, are ignored). */
 export const ActionPutSchema = z.object({
-  namespace: z.string().min(1).optional(),
-  name: z.string().min(1).optional(),
-  version: z.string().min(1).optional(),
+  version: z.string().regex(/^\d+(\.\d+){0,2}$/, 'bad semantic version').optional(),
   publish: z.boolean().optional(),
   exec: ActionExecSchema.optional(),
   annotations: z.array(KeyValueSchema).optional(),
@@ -76,15 +75,14 @@ export const ActionMetaSchema = z.object({
 
 /**
  * The swagger's status-code enum is [0, 1, 2]; OpenWhisk itself also records 3 (whisk internal error), which this
- * platform uses when its invoker fails, so 3 is allowed here.
+ * platform uses when its invoker fails, so 3 is allowed here. The controller sends `statusCode` only in the brief
+ * records of `GET …/activations`: a full activation and a result carry `status` and `success` instead.
  */
 const StatusCodeSchema = z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]);
 
 /** `response` of an activation, and the body of `…/activations/ID/result`. */
 export const ActivationResultSchema = z.object({
   status: z.string().optional(),
-  /** Not in the swagger, but sent by OpenWhisk (and by this platform). */
-  statusCode: StatusCodeSchema.optional(),
   result: z.unknown(),
   success: z.boolean().optional(),
   size: int.optional(),

@@ -16,7 +16,9 @@ export interface OpenWhiskClusterSpec {
   /**
    * `cloud` (default), `edge`, or overrides on a base: `{base: 'edge', coldStartDelayMs: 3000}`; with faults:
    * `{base: 'cloud', failureProbability: 0.1, errorProbability: 0.3, timeoutProbability: 0.1,
-   *   outages: [{startMs: 60000, durationMs: 10000}]}` (see profiles.ts).
+   *   outages: [{startMs: 60000, durationMs: 10000}]}`; with what an operator sets on the controller:
+   * `{base: 'cloud', limits: {memory: {max: 2048}}, invocationsPerMinute: 60, concurrentInvocations: 30}`
+   * (see profiles.ts).
    */
   profile?: ProfileSpec;
   /** The cluster's API key, `uuid:key`. */
@@ -44,7 +46,7 @@ export interface LambdaClusterSpec {
   /** The key requests must be signed with (SigV4). */
   accessKeyId: string;
   secretAccessKey: string;
-  /** As an OpenWhisk cluster's: `cloud` (default), `edge`, or overrides with faults (see profiles.ts). */
+  /** As an OpenWhisk cluster's, without the controller's `limits` and throttles: `cloud` (default), `edge`, or overrides with faults (see profiles.ts). */
   profile?: ProfileSpec;
   /** Default 0: a free port. */
   port?: number;
@@ -63,21 +65,25 @@ const profileNames = Object.keys(CLUSTER_PROFILES) as [keyof typeof CLUSTER_PROF
 const ProfileNameSchema = z.enum(profileNames);
 
 const NameSchema = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only');
-const ProfileSchema = z
-  .union([
-    ProfileNameSchema,
-    z.strictObject({
-      base: ProfileNameSchema.optional(),
-      coldStartDelayMs: z.number().min(0).optional(),
-      speedFactor: z.number().min(1).optional(),
-      failureProbability: z.number().min(0).max(1).optional(),
-      errorProbability: z.number().min(0).max(1).optional(),
-      timeoutProbability: z.number().min(0).max(1).optional(),
-      memoryMb: z.number().int().min(128).optional(),
-      outages: z.array(z.strictObject({ startMs: z.number().min(0), durationMs: z.number().positive() })).optional(),
-    }),
-  ])
-  .optional();
+const poolFields = {
+  base: ProfileNameSchema.optional(),
+  coldStartDelayMs: z.number().min(0).optional(),
+  speedFactor: z.number().min(1).optional(),
+  failureProbability: z.number().min(0).max(1).optional(),
+  errorProbability: z.number().min(0).max(1).optional(),
+  timeoutProbability: z.number().min(0).max(1).optional(),
+  memoryMb: z.number().int().min(128).optional(),
+  outages: z.array(z.strictObject({ startMs: z.number().min(0), durationMs: z.number().positive() })).optional(),
+};
+const RangeSchema = z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(0).optional() }).optional();
+/** An OpenWhisk cluster's profile also has what its operator configures on the controller (profiles.ts). */
+const controllerFields = {
+  limits: z.strictObject({ memory: RangeSchema, timeout: RangeSchema, concurrency: RangeSchema, logs: RangeSchema }).optional(),
+  invocationsPerMinute: z.number().int().min(1).optional(),
+  concurrentInvocations: z.number().int().min(1).optional(),
+};
+const ProfileSchema = z.union([ProfileNameSchema, z.strictObject({ ...poolFields, ...controllerFields })]).optional();
+const LambdaProfileSchema = z.union([ProfileNameSchema, z.strictObject(poolFields)]).optional();
 
 export const ClusterSpecSchema = z.strictObject({
   kind: z.literal('openwhisk').optional(),
@@ -98,7 +104,7 @@ export const LambdaClusterSpecSchema = z.strictObject({
   region: z.string().regex(/^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-\d{1,2}$/, 'an AWS region such as us-east-1').optional(),
   accessKeyId: z.string().regex(/^[A-Za-z0-9]{1,128}$/, '1–128 letters and digits'),
   secretAccessKey: z.string().regex(/^\S{1,128}$/, '1–128 characters, no spaces'),
-  profile: ProfileSchema,
+  profile: LambdaProfileSchema,
   port: z.number().int().min(0).max(65535).optional(),
   host: z.string().min(1).optional(),
   memoryMb: z.number().int().min(128).optional(),

@@ -436,6 +436,7 @@ export class Keeper {
       summary.retries = counters.retries + (resumed ? Math.max(0, failures - counters.failures) : 0);
       summary.failures = failures;
       summary.call_retries = tracker.callRetries;
+      summary.throttled = tracker.throttled;
       summary.finished_at = new Date().toISOString();
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
       summary.durations_by_cluster = durationsBy(tracker.samples, (x) => `${x.platform}:${x.cluster}`);

@@ -4,6 +4,7 @@
  * keeper), polls the platform until the activation ends, and writes its row into the run directory.
  */
 import { errorText } from '../providers/error-text.js';
+import { ThrottledError } from '../providers/throttled.js';
 import { ProviderError, type Activation, type Provider } from '../providers/types.js';
 import type { ActivationRecord, ParameterStore } from '../store/types.js';
 import type { RunDirectory } from '../telemetry/run-dir.js';
@@ -24,6 +25,23 @@ export interface InvocationRequest {
 export interface CallPolicy {
   retries: number;
   backoff: (attempt: number) => number;
+  /**
+   * Wait before repeating a call the platform throttled (HTTP 429) for the n-th time in a row, when the platform
+   * did not say how long (Retry-After); default throttleBackoffMs.
+   */
+  throttleBackoff?: (throttledTimes: number) => number;
+}
+
+/** Bounds of the default wait after a throttled call: it doubles from the first to the last. */
+export const THROTTLE_BACKOFF = { initialMs: 250, maxMs: 4000 };
+
+/**
+ * The default wait after the n-th throttled call in a row: 250 ms doubling up to 4 s, each between half and all of
+ * that (jittered, so that calls throttled together do not come back together).
+ */
+export function throttleBackoffMs(throttledTimes: number, random: () => number = Math.random): number {
+  const cap = Math.min(THROTTLE_BACKOFF.maxMs, THROTTLE_BACKOFF.initialMs * 2 ** Math.max(0, throttledTimes - 1));
+  return Math.floor(cap / 2 + (random() * cap) / 2);
 }
 
 export interface FinishedInvocation {
@@ -49,8 +67,15 @@ export class ActivationTracker {
   invocations = 0;
   readonly samples: DurationSample[] = [];
 
-  /** Calls retried after a transient platform error (429, 5xx, network). */
+  /** Calls retried after a transient platform error (5xx, network); not the throttled ones. */
   callRetries = 0;
+
+  /**
+   * Times a platform refused a call because of its throttles (HTTP 429). The call waits (the platform's
+   * Retry-After, else throttleBackoff) and is repeated until the platform takes it: this is the keeper pacing
+   * itself, not a failure — it uses neither a call retry nor a client attempt.
+   */
+  throttled = 0;
 
   constructor(
     private readonly store: ParameterStore,
@@ -60,16 +85,31 @@ export class ActivationTracker {
     private readonly pollMs = { min: 20, max: 250 },
   ) {}
 
-  /** Runs a platform call, repeating it after transient errors (HTTP 429/5xx, refused or reset connections). */
+  /**
+   * Runs a platform call, repeating it after transient errors (HTTP 5xx, refused or reset connections) up to
+   * `calls.retries` times, and after throttling (HTTP 429) for as long as the platform throttles it.
+   */
   private async call<T>(what: () => Promise<T>, label: string): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+    let attempt = 1;
+    let throttledTimes = 0;
+    for (;;) {
       try {
         return await what();
       } catch (e) {
+        if (e instanceof ThrottledError) {
+          if (this.stopped) throw new ProviderError(`${label}: the run ended while the platform was throttling this call (${e.message})`, 1);
+          this.throttled++;
+          throttledTimes++;
+          const waitMs = Math.max(0, e.retryAfterMs ?? (this.calls.throttleBackoff ?? throttleBackoffMs)(throttledTimes));
+          this.runDir.event('call_throttled', { call: label, times: throttledTimes, wait_ms: waitMs, error: e.message });
+          await sleep(waitMs);
+          continue;
+        }
         if (!(e instanceof ProviderError && e.transient) || attempt > this.calls.retries) throw e;
         this.callRetries++;
         this.runDir.event('call_retry', { call: label, attempt, error: e.message });
         await sleep(this.calls.backoff(attempt));
+        attempt++;
       }
     }
   }

@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import openwhisk from 'openwhisk';
 import type { ActivationStatus } from '../store/types.js';
+import { ThrottledError } from './throttled.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
 
@@ -82,8 +83,11 @@ export class OpenWhiskProvider implements Provider {
     const detail = err.error?.error ?? err.message;
     if (err.statusCode === 401 || err.statusCode === 403) return new ProviderError(`${where}: the API key was refused (HTTP ${err.statusCode}); check auth.ow_auth`, 2);
     if (err.statusCode === 404 && name) return new ProviderError(`${where}: action ${name} does not exist (deploy it first: fedkeeper deploy -c CONFIG)`, 2);
+    // The namespace's throttles (invocations per minute, concurrent invocations): wait and repeat, not a failure.
+    // OpenWhisk sends no Retry-After (and the client would not show one): the keeper's own backoff paces it.
+    if (err.statusCode === 429) return new ThrottledError(`${where}: ${what}${name ? ` ${name}` : ''} was throttled (HTTP 429: ${detail})`);
     if (err.statusCode) {
-      const transient = err.statusCode === 429 || err.statusCode >= 500;
+      const transient = err.statusCode >= 500;
       return new ProviderError(`${where}: ${what}${name ? ` ${name}` : ''} failed with HTTP ${err.statusCode}: ${detail}`, 1, transient);
     }
     return new ProviderError(`${where}: cannot reach ${this.opts.apiHost} (${what}${name ? ` ${name}` : ''}): ${detail}`, 1, true);
@@ -111,7 +115,7 @@ export class OpenWhiskProvider implements Provider {
       if (err.statusCode === 400 || err.statusCode === 413) {
         // The platform refused the action itself (its kind, its size, its limits): the config must change.
         const said = String(err.error?.error ?? err.message).replace(/\s+/g, ' ').trim();
-        const fix = err.statusCode === 413 ? 'the package is over this cluster\'s action size limit; set max_package_mb for the cluster or deploy to another one' : /kind/i.test(said) ? `this cluster does not run ${kind}; set functions.${spec.name}.openwhisk.kind to a Node.js kind it supports (nodejs:20 or later)` : 'check the function\'s settings (timeout, memory, concurrency) against the cluster\'s limits';
+        const fix = err.statusCode === 413 ? 'the package is over this cluster\'s action size limit; set max_package_mb for the cluster or deploy to another one' : /kind|runtime/i.test(said) ? `this cluster does not run ${kind}; set functions.${spec.name}.openwhisk.kind to a Node.js kind it supports (nodejs:20 or later)` : 'check the function\'s settings (timeout, memory, concurrency) against the cluster\'s limits';
         throw new ProviderError(`openwhisk cluster ${this.cluster}: function ${spec.name}: the platform refused the action (HTTP ${err.statusCode}: ${said}); ${fix}`, 2);
       }
       throw this.fail(e, 'creating action', spec.name);

@@ -83,9 +83,11 @@ test('examples/fabric.yaml: cloud and edge OpenWhisk clusters and local GCF behi
   const fl = cfg.scenarios.federated_learning;
   assert.equal(fl.store.type, 'postgres');
   assert.equal(fl.data_sampling.model, 'cnn');
-  const ow = cfg.providers.openwhisk as Record<string, { local?: { profile?: unknown } }>;
-  assert.equal(ow.cloud?.local?.profile, 'cloud');
-  assert.equal(ow.edge?.local?.profile, 'edge');
+  const ow = cfg.providers.openwhisk as Record<string, { local?: { profile?: { base?: string; limits?: { memory?: { max?: number } } } } }>;
+  assert.equal(ow.cloud?.local?.profile?.base, 'cloud');
+  assert.equal(ow.edge?.local?.profile?.base, 'edge');
+  // The clusters' operators raised the memory limit (stock OpenWhisk: 512 MB) to what the example's functions ask.
+  assert.equal(ow.cloud?.local?.profile?.limits?.memory?.max, fl.functions.fl_client!.openwhisk!.memory);
   assert.deepEqual(cfg.providers.google.gcf, { mode: 'local', store_access: 'relay' });
   assert.ok((cfg.scenarios.test as { functions?: Record<string, unknown> } | undefined)?.functions?.nodeinfo, 'the `test` scenario has nodeinfo for `functions deploy … -s test -f nodeinfo --invoke`');
   // Planning starts the example's local clusters (on its ports, or uses those already answering there, e.g. a

@@ -48,7 +48,8 @@ providers:
   openwhisk:
     cloud:
       auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000001:cloud-test-key" }
-      local: { profile: cloud }
+      # concurrency 4 for the relay: above stock OpenWhisk's 1, as its operator would raise it
+      local: { profile: { base: cloud, limits: { concurrency: { max: 4 } } } }
     edge:
       auth: { ow_auth: "aaaaaaaa-0000-0000-0000-000000000002:edge-test-key" }
       local: { profile: { base: edge, coldStartDelayMs: 300, speedFactor: 1.5 } }
@@ -163,7 +164,7 @@ ${FL.replace(', CLIENTS', '').replace(/timeout: 120s/g, 'timeout: 8s')}`,
   const kinds = {
     crash: [injected.crash, seen(/,developer error,.*crash injected by the cluster profile/)],
     error: [injected.error, seen(/,application error,.*injected fault/)],
-    timeout: [injected.timeout, seen(/,timed out,.*The action exceeded its time limit of 8000 milliseconds/)],
+    timeout: [injected.timeout, seen(/,timed out,.*The action exceeded its time limits of 8000 milliseconds/)],
   };
   for (const [kind, [counted, recorded]] of Object.entries(kinds)) {
     assert.ok(counted! > 0 && recorded === counted, `${kind}: the cluster injected ${counted}, the keeper recorded ${recorded} (${JSON.stringify(kinds)})`);

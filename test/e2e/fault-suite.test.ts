@@ -126,7 +126,7 @@ test('faults, an outage and a keeper kill: the run completes with the fault-free
   const kinds = {
     crash: seen(/,developer error,.*crash injected by the cluster profile/),
     error: seen(/,application error,.*injected fault/),
-    timeout: seen(/,timed out,.*The action exceeded its time limit of \d+ milliseconds/),
+    timeout: seen(/,timed out,.*The action exceeded its time limits of \d+ milliseconds/),
   };
   for (const [kind, n] of Object.entries(kinds)) assert.ok(n > 0, `no ${kind} among the activations: ${JSON.stringify(kinds)}`);
   // The outage: the resumed cluster's controller went down while the keeper was running (its counters; the cluster

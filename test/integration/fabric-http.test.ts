@@ -59,14 +59,22 @@ const put = (name: string, body: unknown, overwrite = false) => call('PUT', `/na
 const js = (code: string, limits?: Record<string, number>) => ({ exec: { kind: 'nodejs:20', code }, ...(limits ? { limits } : {}) });
 
 describe('health and discovery', () => {
-  test('GET /ping and GET /api/v1 need no key', async () => {
+  test('GET /ping, GET / and GET /api/v1 need no key', async () => {
     const ping = await fetch(`${server.url}/ping`);
     assert.equal(ping.status, 200);
     assert.equal(await ping.text(), 'pong');
+    const root = await fetch(`${server.url}/`);
+    assert.equal(root.status, 200);
+    const controller = (await root.json()) as { description: string; api_paths: string[]; limits: Record<string, number> };
+    assert.equal(controller.description, 'OpenWhisk');
+    assert.deepEqual(controller.api_paths, ['/api/v1']);
+    // The stock controller's range, not the invoker's 1024 MB: the range is what a PUT may ask for.
+    assert.equal(controller.limits.max_action_memory, 512 * 1024 * 1024);
+    assert.equal(controller.limits.max_action_duration, 300_000);
     const info = await call('GET', '', undefined, {});
     assert.equal(info.status, 200);
-    assert.deepEqual((info.body as { api_paths: string[] }).api_paths, ['/api/v1']);
-    assert.equal((info.body as { limits: { max_action_memory: number } }).limits.max_action_memory, 1024 * 1024 * 1024);
+    assert.equal((info.body as { description: string }).description, 'OpenWhisk API');
+    assert.equal((info.body as { api_version_path: string }).api_version_path, 'v1');
     const ns = await call('GET', '/namespaces');
     assert.deepEqual(ns.body, ['guest']);
   });
@@ -74,11 +82,12 @@ describe('health and discovery', () => {
 
 describe('401, 403, 404, 405', () => {
   test('no key, a wrong key, a non-Basic header: 401', async () => {
-    assertError(await call('GET', '/namespaces/_/actions', undefined, {}), 401, /^The supplied authentication is invalid$/);
+    const missing = /^The resource requires authentication, which was not supplied with the request$/;
+    assertError(await call('GET', '/namespaces/_/actions', undefined, {}), 401, missing);
     const wrong = `Basic ${Buffer.from(`${AUTH}x`).toString('base64')}`;
-    assertError(await call('GET', '/namespaces/_/actions', undefined, { Authorization: wrong }), 401);
-    assertError(await call('POST', '/namespaces/_/actions/echo', {}, { Authorization: 'Bearer abc' }), 401);
-    assertError(await call('GET', '/namespaces/_/activations', undefined, { Authorization: 'Basic !!!' }), 401);
+    assertError(await call('GET', '/namespaces/_/actions', undefined, { Authorization: wrong }), 401, /^The supplied authentication is invalid$/);
+    assertError(await call('POST', '/namespaces/_/actions/echo', {}, { Authorization: 'Bearer abc' }), 401, missing);
+    assertError(await call('GET', '/namespaces/_/activations', undefined, { Authorization: 'Basic !!!' }), 401, missing);
   });
 
   test('another namespace: 403; the own one by name works like _', async () => {
@@ -94,12 +103,12 @@ describe('401, 403, 404, 405', () => {
     assertError(await call('GET', '/namespaces/_/actions/pkg/nope'), 404, notFound);
     assertError(await call('PUT', '/namespaces/_/actions/pkg/nope', js(ECHO)), 404, notFound);
     for (const sub of ['', '/result', '/logs']) assertError(await call('GET', `/namespaces/_/activations/${'f'.repeat(32)}${sub}`), 404, notFound);
-    assertError(await call('GET', '/namespaces/_/triggers'), 404, notFound);
+    assertError(await call('GET', '/namespaces/_/nothing'), 404, /^The requested resource could not be found\.$/);
   });
 
   test('a method a resource does not have: 405', async () => {
-    assertError(await call('PATCH', '/namespaces/_/actions/echo', {}), 405);
-    assertError(await call('POST', '/namespaces/_/activations', {}), 405);
+    assertError(await call('PATCH', '/namespaces/_/actions/echo', {}), 405, /^HTTP method not allowed, supported methods: PUT, GET, DELETE, POST$/);
+    assertError(await call('POST', '/namespaces/_/activations', {}), 405, /^HTTP method not allowed, supported methods: GET$/);
   });
 });
 
@@ -114,35 +123,45 @@ describe('409 and 400 on PUT', () => {
     assert.equal(ActionSchema.parse(b.body).version, '0.0.2');
   });
 
-  test('kinds: nodejs:default is nodejs:20; other runtimes and unknown kinds are 400', async () => {
+  test("kinds: nodejs:default is nodejs:20; other runtimes and unknown kinds are 400 with the controller's text", async () => {
     const d = await put('default-kind', { exec: { kind: 'nodejs:default', code: ECHO } });
     assert.equal(ActionSchema.parse(d.body).exec.kind, 'nodejs:20');
-    assertError(await put('py', { exec: { kind: 'python:3.11', code: 'def main(a): return a' } }), 400, /kind 'python:3.11' is not supported/);
-    assertError(await put('cobol', { exec: { kind: 'cobol', code: 'x' } }), 400, /kind 'cobol' is not supported/);
-    assertError(await put('bb', { exec: { kind: 'blackbox' } }), 400, /image/);
-    assertError(await put('nocode', { exec: { kind: 'nodejs:20' } }), 400, /code/);
-    assertError(await put('noexec', { parameters: [] }), 400, /exec undefined/);
-    assertError(await put('bad name!', js(ECHO)), 400, /not a valid OpenWhisk entity name/);
+    const py = await put('py', { exec: { kind: 'python:3.11', code: 'def main(a): return a' } });
+    assertError(py, 400);
+    assert.equal((py.body as { error: string }).error, "The request content was malformed:\nThe specified runtime 'python:3.11' is not supported by this platform. Valid values are: 'nodejs:20', 'sequence', 'blackbox'.");
+    assertError(await put('cobol', { exec: { kind: 'cobol', code: 'x' } }), 400, /The specified runtime 'cobol' is not supported by this platform/);
+    assertError(await put('bb', { exec: { kind: 'blackbox' } }), 400, /'image' must be a string defined in 'exec' for 'blackbox' actions$/);
+    assertError(await put('nocode', { exec: { kind: 'nodejs:20' } }), 400, /'code' must be a string or attachment object defined in 'exec' for 'nodejs:20' actions$/);
+    assertError(await put('noexec', { parameters: [] }), 400, /^exec undefined$/);
+    assertError(await put('bad name!', js(ECHO)), 400, /^The name of the entity contains illegal characters\.$/);
+    assertError(await put('x'.repeat(257), js(ECHO)), 400, /^Name segement longer than allowed: 257 > 256\.$/);
   });
 
-  test('limits outside the allowed ranges: 400 naming the threshold', async () => {
-    const cases: Array<[Record<string, number>, RegExp]> = [
-      [{ timeout: 50 }, /timeout 50 milliseconds below allowed threshold of 100 milliseconds/],
-      [{ timeout: 3_600_001 }, /timeout 3600001 milliseconds exceeds allowed threshold of 3600000 milliseconds/],
-      [{ memory: 64 }, /memory 64 MB below allowed threshold of 128 MB/],
-      [{ memory: 2048 }, /memory 2048 MB exceeds allowed threshold of 1024 MB/],
-      [{ concurrency: 0 }, /concurrency 0 below allowed threshold of 1/],
-      [{ concurrency: 501 }, /concurrency 501 exceeds allowed threshold of 500/],
+  test("limits outside the stock controller's ranges: 400 with its message", async () => {
+    const cases: Array<[Record<string, number>, string]> = [
+      [{ timeout: 50 }, 'duration 50 milliseconds below allowed threshold of 100 milliseconds'],
+      [{ timeout: 300_001 }, 'duration 300001 milliseconds exceeds allowed threshold of 300000 milliseconds'],
+      [{ memory: 64 }, 'memory size 64 MB below allowed threshold of 128 MB'],
+      [{ memory: 1024 }, 'memory size 1024 MB exceeds allowed threshold of 512 MB'],
+      [{ concurrency: 0 }, 'concurrency 0 below allowed threshold of 1'],
+      [{ concurrency: 2 }, 'concurrency 2 exceeds allowed threshold of 1'],
+      [{ logs: 11 }, 'log size 11 MB exceeds allowed threshold of 10 MB'],
     ];
-    for (const [limits, message] of cases) assertError(await put('limited', js(ECHO, limits)), 400, message);
-    const ok = await put('limited', js(ECHO, { timeout: 3_600_000, memory: 1024, concurrency: 500 }));
+    for (const [limits, message] of cases) {
+      const r = await put('limited', js(ECHO, limits));
+      assertError(r, 400);
+      assert.equal((r.body as { error: string }).error, message);
+    }
+    const ok = await put('limited', js(ECHO, { timeout: 300_000, memory: 512, concurrency: 1, logs: 0 }));
     assert.equal(ok.status, 200);
+    assert.deepEqual(ActionSchema.parse(ok.body).limits, { timeout: 300_000, memory: 512, logs: 0, concurrency: 1 });
   });
 
   test('malformed JSON, wrong field types, too large a body', async () => {
     assertError(await put('broken', '{"exec": '), 400, /^The request content was malformed:/);
-    assertError(await put('typed', { exec: { kind: 'nodejs:20', code: 42 } }), 400, /exec\.code/);
-    assertError(await put('typed', { exec: { kind: 'nodejs:20', code: 'x' }, limits: { timeout: 'long' } }), 400, /limits\.timeout/);
+    assertError(await put('typed', { exec: { kind: 'nodejs:20', code: 42 } }), 400, /^The request content was malformed:\n'code' must be a string/);
+    assertError(await put('typed', { exec: { kind: 'nodejs:20', code: 'x' }, limits: { timeout: 'long' } }), 400, /^The request content was malformed:\ntime limit malformed$/);
+    assertError(await put('typed', { exec: { kind: 'nodejs:20', code: 'x' }, limits: { memory: 256.5 } }), 400, /^The request content was malformed:\nmemory limit must be whole number$/);
     assertError(await put('big', js(`// ${'x'.repeat(100 * 1024)}\n${ECHO}`)), 413);
   });
 });
@@ -207,6 +226,35 @@ describe('invocation options on the wire', () => {
     const a = ActivationSchema.parse(lost.body);
     assert.equal(a.response.status, 'action developer error');
     assert.match(String((a.response.result as { error: string }).error), /nobody\/knows:1/);
+  });
+});
+
+describe('what this platform leaves out answers as a controller that has none of it', () => {
+  test('sequences: 403 as for a kind the operator does not allow; packages, triggers, rules: none exist, none may be created', async () => {
+    const seq = await put('seq', { exec: { kind: 'sequence', components: ['/guest/echo'] } });
+    assertError(seq, 403, /^The supplied authentication is not authorized to access actions of kind 'sequence'\.$/);
+    assertError(await put('seq2', { exec: { kind: 'sequence' } }), 400, /'components' must be defined for sequence kind$/);
+    for (const collection of ['packages', 'triggers', 'rules']) {
+      const list = await call('GET', `/namespaces/_/${collection}`);
+      assert.equal(list.status, 200, collection);
+      assert.deepEqual(list.body, []);
+      assert.deepEqual((await call('GET', `/namespaces/_/${collection}?count=true`)).body, { [collection]: 0 });
+      assertError(await call('GET', `/namespaces/_/${collection}/thing`), 404, /^The requested resource does not exist\.$/);
+      assertError(await call('PUT', `/namespaces/_/${collection}/thing`, {}), 403, /^The supplied authentication is not authorized to access 'guest\/thing'\.$/);
+    }
+    assertError(await call('POST', '/namespaces/_/packages/thing', {}), 405, /supported methods: PUT, GET, DELETE$/);
+    assertError(await call('POST', '/namespaces/_/triggers/thing', {}), 404);
+    assertError(await call('POST', '/namespaces/_/actions/pkg/echo', {}), 404, /^The requested resource does not exist\.$/);
+    assertError(await call('GET', '/web/guest/default/echo.json', undefined, {}), 404);
+  });
+
+  test('activation ids and list parameters are read as the controller reads them', async () => {
+    assertError(await call('GET', '/namespaces/_/activations/abc'), 400, /^Activation id length is 3 but must be 32\.$/);
+    assertError(await call('GET', `/namespaces/_/activations/${'z'.repeat(32)}`), 400, /^The activation id is not valid\.$/);
+    assertError(await call('GET', '/namespaces/_/activations?count=true&docs=true'), 400, /^The parameter 'docs' is not permitted with 'count'\.$/);
+    assertError(await call('GET', '/namespaces/_/activations?since=yesterday'), 400, /^The query parameter 'since' was malformed:\nParameter is not a valid value for epoch seconds: yesterday$/);
+    assertError(await call('GET', '/namespaces/_/actions?limit=ten'), 400, /^The query parameter 'limit' was malformed:\nThe value 'ten' is not an integer for actions\.$/);
+    assertError(await call('GET', '/namespaces/someone/actions/echo'), 403, /^The supplied authentication is not authorized to access 'someone\/echo'\.$/);
   });
 });
 

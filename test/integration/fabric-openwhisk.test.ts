@@ -6,6 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import openwhisk from 'openwhisk';
 import type { z } from 'zod';
+import { Invoker } from '../../src/fabric/invoker.js';
+import { ActivationStore, activationJson } from '../../src/fabric/activation-store.js';
+import { ActionStore } from '../../src/fabric/action-store.js';
+import { startFabric } from '../../src/fabric/main.js';
 import { startOpenWhiskServer, type OpenWhiskServer } from '../../src/fabric/openwhisk-server.js';
 import { CLUSTER_PROFILES, poolProfile } from '../../src/fabric/profiles.js';
 import {
@@ -32,7 +36,8 @@ let cloud: OpenWhiskServer;
 let ow: openwhisk.Client;
 
 before(async () => {
-  cloud = await startOpenWhiskServer({ label: 'cloud-test', auth: AUTH, profile: poolProfile(CLUSTER_PROFILES.cloud), memoryMb: 4096, seed: 1 });
+  // Its operator raised the concurrency limit (stock: 1) for the per-action concurrency test.
+  cloud = await startOpenWhiskServer({ label: 'cloud-test', auth: AUTH, profile: poolProfile(CLUSTER_PROFILES.cloud), memoryMb: 4096, seed: 1, limits: { concurrency: { max: 3 } } });
   ow = openwhisk({ apihost: cloud.url, api_key: AUTH, namespace: '_' });
 });
 after(() => cloud?.close());
@@ -89,7 +94,7 @@ async function create(name: string, code: string | Buffer, extra: Record<string,
 }
 
 describe('actions', () => {
-  test('create a JS action: 200 with the action record, code left out', async () => {
+  test('create a JS action: 200 with the action record, code and the annotations the controller adds', async () => {
     const a = valid(
       ActionSchema,
       await ow.actions.create({
@@ -106,11 +111,16 @@ describe('actions', () => {
     assert.equal(a.version, '0.0.1');
     assert.equal(a.exec.kind, 'nodejs:20');
     assert.equal(a.exec.binary, false);
-    assert.equal(a.exec.code, undefined);
+    assert.equal(a.exec.code, ECHO, 'the controller answers a PUT with the whole action, code included');
     assert.deepEqual(a.parameters, [{ key: 'who', value: 'world' }]);
-    assert.equal(annotation(a, 'team'), 'fl');
+    assert.deepEqual(a.annotations, [
+      { key: 'team', value: 'fl' },
+      { key: 'provide-api-key', value: false },
+      { key: 'exec', value: 'nodejs:20' },
+    ]);
     assert.deepEqual(a.limits, { timeout: 10_000, memory: 256, logs: 10, concurrency: 1 });
     assert.equal(a.publish, false);
+    assert.equal(typeof a.updated, 'number');
   });
 
   test('create again without overwrite: 409', async () => {
@@ -175,8 +185,8 @@ describe('invocations and activations', () => {
     assert.equal(a.name, 'echo');
     assert.equal(a.namespace, 'guest');
     assert.equal(a.subject, 'guest');
-    assert.equal(a.statusCode, 0);
-    assert.deepEqual(a.response, { status: 'success', statusCode: 0, success: true, result: a.response.result, size: a.response.size });
+    assert.ok(!('statusCode' in a), 'a full activation has no statusCode (only the brief records of a list do)');
+    assert.deepEqual(a.response, { status: 'success', success: true, result: a.response.result, size: a.response.size });
     assert.equal((a.response.result as { greeting: string }).greeting, 'hi you');
     assert.ok(a.end! >= a.start && a.duration === a.end! - a.start);
     assert.equal(annotation(a, 'path'), 'guest/echo');
@@ -202,7 +212,7 @@ describe('invocations and activations', () => {
     await create('apperr', APP_ERROR);
     const err = await owError(ow.actions.invoke({ name: 'apperr', params: { x: 7 }, blocking: true }), 502);
     const a = valid(ActivationSchema, err.error);
-    assert.equal(a.statusCode, 1);
+    assert.ok(!('statusCode' in a) && !('statusCode' in a.response));
     assert.equal(a.response.status, 'application error');
     assert.equal(a.response.success, false);
     assert.deepEqual(a.response.result, { error: 'bad input: 7' });
@@ -217,6 +227,7 @@ describe('invocations and activations', () => {
   test('result and logs of an activation', async () => {
     const a = await invokeBlocking('echo', { who: 'logger' });
     const res = valid(ActivationResultSchema, await ow.activations.result({ name: a.activationId }));
+    assert.deepEqual(Object.keys(res).sort(), ['result', 'size', 'status', 'success']);
     assert.equal(res.status, 'success');
     assert.deepEqual(res.result, a.response.result);
     const logs = valid(ActivationLogsSchema, await ow.activations.logs({ name: a.activationId }));
@@ -233,6 +244,7 @@ describe('invocations and activations', () => {
     assert.equal(brief.length, 2);
     const b = brief.map((x) => valid(ActivationBriefSchema, x));
     assert.deepEqual(b.map((x) => x.activationId), [ids[2], ids[1]]);
+    assert.deepEqual(b.map((x) => x.statusCode), [0, 0], 'the brief records carry the statusCode');
     for (const x of brief) assert.ok(!('response' in (x as object)) && !('logs' in (x as object)), 'brief: no response, no logs');
     const skipped = (await ow.activations.list({ name: 'counted', limit: 2, skip: 2 })) as unknown[];
     assert.deepEqual(skipped.map((x) => valid(ActivationBriefSchema, x).activationId), [ids[0]]);
@@ -256,7 +268,7 @@ describe('failures and limits', () => {
     for (const name of ['crash', 'number']) {
       const err = await owError(ow.actions.invoke({ name, blocking: true }), 502);
       const a = valid(ActivationSchema, err.error);
-      assert.equal(a.statusCode, 2, name);
+      assert.equal(a.response.success, false, name);
       assert.equal(a.response.status, 'action developer error', name);
       assert.equal(typeof (a.response.result as { error?: unknown }).error, 'string', name);
     }
@@ -270,7 +282,7 @@ describe('failures and limits', () => {
     const a = valid(ActivationSchema, err.error);
     assert.ok(Number(a.duration) >= 500 && Number(a.duration) < 50_000, `ran ${a.duration} ms`);
     assert.equal(a.response.status, 'action developer error');
-    assert.deepEqual(a.response.result, { error: 'The action exceeded its time limit of 500 milliseconds.' });
+    assert.deepEqual(a.response.result, { error: 'The action exceeded its time limits of 500 milliseconds.' });
     assert.equal(annotation(a, 'timeout'), true);
   });
 
@@ -310,5 +322,134 @@ describe('cluster profiles', () => {
     const c = await invokeBlocking('p', { who: 'cloud' });
     assert.equal(typeof annotation(e, 'initTime'), 'number');
     assert.ok(coldCost(e) >= coldCost(c) + CLUSTER_PROFILES.edge.coldStartDelayMs * 0.8, `edge ${coldCost(e)} ms vs cloud ${coldCost(c)} ms`);
+  });
+});
+
+describe('answers field for field as the controller gives them', () => {
+  const raw = async (server: OpenWhiskServer, method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${server.url}/api/v1/namespaces/_${p}`, {
+      method,
+      headers: { Authorization: `Basic ${Buffer.from(AUTH).toString('base64')}`, 'Content-Type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  test('create: version 0.0.1 and the default limits; GET has the code, code=false not; update: 0.0.2, merged annotations, limits kept', async () => {
+    const created = valid(ActionSchema, await ow.actions.create({ name: 'fields', action: ECHO, kind: 'nodejs:default', annotations: { a: 1, b: 2 } } as never));
+    assert.equal(created.version, '0.0.1');
+    assert.deepEqual(created.limits, { timeout: 60_000, memory: 256, logs: 10, concurrency: 1 }, 'the stock defaults');
+    assert.equal(created.exec.code, ECHO);
+    assert.equal(valid(ActionSchema, await ow.actions.get({ name: 'fields' })).exec.code, ECHO);
+    const meta = valid(ActionSchema, await ow.actions.get({ name: 'fields', code: false } as never));
+    assert.ok(!('code' in meta.exec), 'code=false leaves exec.code out');
+    assert.equal(meta.exec.kind, 'nodejs:20');
+
+    // An update names only what changes: the rest is the action's; annotations are merged, `exec` set again.
+    const r = await raw(cloud, 'PUT', '/actions/fields?overwrite=true', { annotations: [{ key: 'b', value: 3 }], delAnnotations: ['a'], limits: { memory: 512 }, publish: true });
+    assert.equal(r.status, 200);
+    const updated = valid(ActionSchema, r.body);
+    assert.equal(updated.version, '0.0.2');
+    assert.equal(updated.exec.code, ECHO, 'the exec is kept, and the answer carries its code');
+    assert.deepEqual(updated.limits, { timeout: 60_000, memory: 512, logs: 10, concurrency: 1 });
+    assert.equal(updated.publish, true);
+    assert.deepEqual(updated.annotations, [
+      { key: 'b', value: 3 },
+      { key: 'provide-api-key', value: false },
+      { key: 'exec', value: 'nodejs:20' },
+    ]);
+    assert.ok(updated.updated! >= created.updated!);
+    const again = valid(ActionSchema, (await raw(cloud, 'PUT', '/actions/fields?overwrite=true', { version: '2.1.0' })).body);
+    assert.equal(again.version, '2.1.0', "the body's version is taken as it is");
+    assert.equal(valid(ActionSchema, (await raw(cloud, 'PUT', '/actions/fields?overwrite=true', {})).body).version, '2.1.1');
+    const gone = await raw(cloud, 'DELETE', '/actions/fields');
+    assert.equal(valid(ActionSchema, gone.body).version, '2.1.1');
+  });
+
+  test('the limits a PUT asks for are checked before the conflict: 400, then 409 without overwrite', async () => {
+    await create('guarded', ECHO);
+    const tooBig = await raw(cloud, 'PUT', '/actions/guarded', { exec: { kind: 'nodejs:20', code: ECHO }, limits: { memory: 1024 } });
+    assert.equal(tooBig.status, 400);
+    assert.equal(tooBig.body.error, 'memory size 1024 MB exceeds allowed threshold of 512 MB');
+    assert.match(String(tooBig.body.code), /^[0-9a-f]{32}$/);
+    const conflict = await raw(cloud, 'PUT', '/actions/guarded', { exec: { kind: 'nodejs:20', code: ECHO } });
+    assert.equal(conflict.status, 409);
+    assert.deepEqual(Object.keys(conflict.body).sort(), ['code', 'error']);
+    await errorBody(ow.actions.create({ name: 'guarded2', action: ECHO, kind: 'nodejs:20', limits: { timeout: 400_000 } } as never), 400, /^duration 400000 milliseconds exceeds allowed threshold of 300000 milliseconds$/);
+  });
+
+  test('an invocation answers with the activation id header; blocking with result=true the result alone', async () => {
+    const nb = await raw(cloud, 'POST', '/actions/echo', { who: 'h' });
+    assert.equal(nb.status, 202);
+    assert.deepEqual(Object.keys(nb.body), ['activationId']);
+    assert.equal(nb.headers.get('x-openwhisk-activation-id'), nb.body.activationId);
+    const b = await raw(cloud, 'POST', '/actions/echo?blocking=true&result=true', { who: 'h' });
+    assert.equal(b.status, 200);
+    assert.equal(b.body.greeting, 'hi h');
+    assert.match(String(b.headers.get('x-openwhisk-activation-id')), /^[0-9a-f]{32}$/);
+    const badWait = await raw(cloud, 'POST', '/actions/echo?blocking=true&timeout=60001', {});
+    assert.equal(badWait.status, 400);
+    assert.equal(badWait.body.error, "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000.");
+  });
+
+  test('a blocking invocation that outlasts the blocking wait answers 202 with the activation id', async () => {
+    const quick = await startOpenWhiskServer({ label: 'short-wait', auth: AUTH, memoryMb: 1024, blockingWaitMs: 300 });
+    try {
+      const client = openwhisk({ apihost: quick.url, api_key: AUTH, namespace: '_' });
+      valid(ActionSchema, await client.actions.create({ name: 'sleepy', action: SLEEP, kind: 'nodejs:20' } as never));
+      // 5 s of sleep against a 300 ms wait: the wait ends first whatever this machine's speed.
+      const r = valid(ActivationIdSchema, await client.actions.invoke({ name: 'sleepy', params: { ms: 5000 }, blocking: true }));
+      assert.deepEqual(Object.keys(r), ['activationId']);
+      assert.match(r.activationId, /^[0-9a-f]{32}$/);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  test("status strings and success: success, application error, action developer error, whisk internal error", async () => {
+    const statuses = new Map<string, boolean>();
+    for (const [name, code] of [['s-ok', ECHO], ['s-app', APP_ERROR], ['s-dev', CRASH]] as const) {
+      await create(name, code);
+      const a = await ow.actions.invoke({ name, blocking: true }).then(
+        (x) => valid(ActivationSchema, x),
+        (e: OwError) => valid(ActivationSchema, e.error),
+      );
+      statuses.set(a.response.status!, a.response.success!);
+    }
+    // A whisk internal error: the invoker itself failed (its container pool threw), as the controller records it.
+    const store = new ActivationStore();
+    const actions = new ActionStore('guest');
+    const action = actions.put('broken', { exec: { kind: 'nodejs:20', code: ECHO } }, false);
+    const invoker = new Invoker({ run: () => Promise.reject(new Error('no invoker')) }, store, { namespace: 'guest', subject: 'guest', apiKey: AUTH });
+    const rec = activationJson(await invoker.start(action, {}, 'tid').done);
+    const internal = valid(ActivationSchema, rec);
+    statuses.set(internal.response.status!, internal.response.success!);
+    assert.deepEqual(Object.fromEntries(statuses), {
+      success: true,
+      'application error': false,
+      'action developer error': false,
+      'whisk internal error': false,
+    });
+  });
+
+  test('a profile that raises the limits, as an operator would, accepts 1024 MB; the namespace limits say so', async () => {
+    const fabric = await startFabric([{ name: 'raised', auth: AUTH, profile: { base: 'cloud', limits: { memory: { max: 2048 }, timeout: { max: 600_000 } } } }]);
+    try {
+      const url = fabric.clusters[0]!.url;
+      const client = openwhisk({ apihost: url, api_key: AUTH, namespace: '_' });
+      const big = valid(ActionSchema, await client.actions.create({ name: 'big', action: ECHO, kind: 'nodejs:20', limits: { memory: 1024, timeout: 400_000 } } as never));
+      assert.deepEqual(big.limits, { timeout: 400_000, memory: 1024, logs: 10, concurrency: 1 });
+      await errorBody(client.actions.create({ name: 'bigger', action: ECHO, kind: 'nodejs:20', limits: { memory: 4096 } } as never), 400, /^memory size 4096 MB exceeds allowed threshold of 2048 MB$/);
+      await errorBody(client.actions.create({ name: 'small', action: ECHO, kind: 'nodejs:20', limits: { memory: 64 } } as never), 400, /^memory size 64 MB below allowed threshold of 128 MB$/);
+      const res = await fetch(`${url}/api/v1/namespaces/_/limits`, { headers: { Authorization: `Basic ${Buffer.from(AUTH).toString('base64')}` } });
+      const limits = (await res.json()) as Record<string, number>;
+      assert.equal(limits.maxActionMemory, 2048);
+      assert.equal(limits.minActionMemory, 128);
+      assert.equal(limits.maxActionTimeout, 600_000);
+      assert.equal(limits.maxActionConcurrency, 1);
+      assert.equal(limits.invocationsPerMinute, undefined, 'no throttle unless the profile sets one');
+    } finally {
+      await fabric.close();
+    }
   });
 });

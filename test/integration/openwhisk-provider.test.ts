@@ -36,7 +36,8 @@ async function until(p: Provider, id: string): Promise<Activation> {
 }
 
 before(async () => {
-  fabric = await launchLocalClusters([{ name: 'ow1', auth: KEY, profile: 'cloud' }], process.env);
+  // Its operator allows up to 3 concurrent activations per container (stock OpenWhisk: 1), for the web-action test.
+  fabric = await launchLocalClusters([{ name: 'ow1', auth: KEY, profile: { base: 'cloud', limits: { concurrency: { max: 3 } } } }], process.env);
   ow = new OpenWhiskProvider(openWhiskOptions('ow1', { api_host: fabric.urls.get('ow1'), auth: { ow_auth: KEY } }));
 });
 after(async () => {
@@ -99,7 +100,7 @@ test('failure classes: application error, crash, non-object result, timeout', as
   assert.equal(c!.status, 'developer error');
   assert.equal(n!.status, 'developer error');
   assert.equal(t!.status, 'timed out');
-  assert.match(String(t!.result!.error), /exceeded its time limit of 300 milliseconds/);
+  assert.match(String(t!.result!.error), /exceeded its time limits of 300 milliseconds/);
 });
 
 test('an unknown action names the function and the cluster; wrong credentials give one line naming the cluster', async () => {
