@@ -60,6 +60,7 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
           relayedCluster: target.cluster,
           relayedActivationId: activationId,
           relayedColdStart: a.coldStart,
+          ...(a.instance !== undefined ? { relayedInstance: a.instance } : {}),
           relaySeconds: (performance.now() - t0) / 1000,
         };
       }

@@ -5,6 +5,7 @@
  * functions when asked.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { redactConfig } from '../config/index.js';
@@ -29,6 +30,7 @@ import { preflight, type Preflight } from './preflight.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
 import { DeploymentHolds, describeUsers } from './holds.js';
 import { HeldLease, LeaseLostError } from './lease.js';
+import { limiter } from './limit.js';
 import { storeOfConfig } from './runs-command.js';
 
 export type ProgressEvent =
@@ -40,6 +42,9 @@ export type ProgressEvent =
   | { kind: 'round_started'; round: number; maxRounds: number; selected: number }
   | { kind: 'client_done'; round: number; done: number; selected: number; failed: number }
   | { kind: 'round_done'; round: number; maxRounds: number; accuracy: number; loss: number; best: number; totalSeconds: number };
+
+/** Invocations of a round's clients started at once (each waits for the platform's activation id). */
+const DISPATCH_CONCURRENCY = 64;
 
 export interface KeeperOptions {
   /** Directory for local state (deployment records of local clusters); default ".fedkeeper". */
@@ -372,6 +377,7 @@ export class Keeper {
     const cfg = this.cfg;
     const fl = cfg.scenarios.federated_learning;
     const t0 = Date.now();
+    const cpuAtStart = process.cpuUsage();
     const progress = this.opts.onProgress ?? (() => {});
     const ft = fl.fault_tolerance;
     const tracker = new ActivationTracker(store, runDir, runId, { retries: ft.call_retries, backoff: (n) => backoffMs(n, ft.backoff_initial, ft.backoff_max) });
@@ -437,6 +443,8 @@ export class Keeper {
       summary.failures = failures;
       summary.call_retries = tracker.callRetries;
       summary.throttled = tracker.throttled;
+      summary.keeper_peak_rss_mb = peakRssMb();
+      summary.keeper_cpu_s = cpuSeconds(process.cpuUsage(cpuAtStart));
       summary.finished_at = new Date().toISOString();
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
       summary.durations_by_cluster = durationsBy(tracker.samples, (x) => `${x.platform}:${x.cluster}`);
@@ -453,6 +461,7 @@ export class Keeper {
       await store.setRunStatus(runId, status);
       this.stopHook = undefined;
       runDir.event('run_done', { status, rounds: summary.rounds, final_accuracy: summary.final_accuracy, wall_s: summary.wall_s, ...(error ? { error } : {}) });
+      runDir.close();
     };
 
     try {
@@ -526,6 +535,7 @@ export class Keeper {
     runDir.event('round_started', { round, selected });
     progress({ kind: 'round_started', round, maxRounds: fl.max_rounds, selected: selected.length });
     const tStart = Date.now();
+    const cpuStart = process.cpuUsage();
 
     const request = (clientId: number, attempt: number): InvocationRequest => {
       const params: ClientParams = {
@@ -560,13 +570,18 @@ export class Keeper {
     let fatal: unknown;
     const changed = () => notify();
 
-    // Invoke every selected client without blocking; each chain re-invokes its client on failure until the round closes.
+    // Invoke every selected client without blocking, DISPATCH_CONCURRENCY invocations at a time (a throttled or slow
+    // one does not hold up the others); each chain re-invokes its client on failure until the round closes.
     const chains: Promise<void>[] = [];
+    const invokes: Promise<unknown>[] = [];
+    const dispatch = limiter(DISPATCH_CONCURRENCY);
     for (const clientId of selected) {
       const base = earlier.get(clientId) ?? 0;
-      const first = (await tracker.invoke(request(clientId, base + 1))).done;
+      // The activation's end is wrapped: an async function would otherwise wait for it, not just for the id.
+      const first = dispatch(async () => (closed ? undefined : { done: (await tracker.invoke(request(clientId, base + 1))).done }));
+      invokes.push(first);
       chains.push(
-        this.withRetries(first, tracker, request, counters, base, () => closed).then(
+        first.then((f) => (f ? this.withRetries(f.done, tracker, request, counters, base, () => closed) : undefined)).then(
           (f) => {
             if (f && !closed) {
               finished.set(clientId, f);
@@ -582,6 +597,7 @@ export class Keeper {
         ),
       );
     }
+    await Promise.allSettled(invokes);
     const tInvoked = Date.now();
     const deadline = ft.round_timeout !== undefined ? tStart + ft.round_timeout : Infinity;
     // Wait for all; or, with round_timeout, until the deadline once `need` clients are done (FedLess/Flower style).
@@ -638,6 +654,7 @@ export class Keeper {
       failures: counters.failures - before.failures,
       fedavg_s: Number(agg.result.aggSeconds ?? 0),
       eval_s: Number(agg.result.evalSeconds ?? 0),
+      keeper_cpu_s: cpuSeconds(process.cpuUsage(cpuStart)),
     });
     runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
@@ -707,6 +724,22 @@ export class Keeper {
       throw new BadInputError(`${f.request.functionName} on ${f.request.provider.platform}:${f.request.provider.cluster}: ${f.record.error}`);
     }
   }
+}
+
+/** CPU seconds (user + system) of a process.cpuUsage() difference, rounded to ms. */
+function cpuSeconds(u: NodeJS.CpuUsage): number {
+  return Math.round((u.user + u.system) / 1000) / 1000;
+}
+
+/** This process's peak resident memory in MB: VmHWM where /proc has it (maxRSS may count a parent's), else maxRSS. */
+function peakRssMb(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Math.round(Number(m[1]) / 1024);
+  } catch {
+    // not Linux
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
 }
 
 function timestamp(): string {

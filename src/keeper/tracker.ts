@@ -147,7 +147,27 @@ export class ActivationTracker {
     this.stopped = true;
   }
 
+  /** Activations being followed now. */
+  private following = 0;
+
+  /**
+   * The longest wait between two polls of one activation: pollMs.max, stretched when many are followed at once
+   * (1,000 clients of a round), so that polling stays near 500 requests per second per keeper, at most 2 s apart.
+   */
+  private maxPollMs(): number {
+    return Math.min(2000, Math.max(this.pollMs.max, this.following * 2));
+  }
+
   private async follow(req: InvocationRequest, record: ActivationRecord): Promise<FinishedInvocation> {
+    this.following++;
+    try {
+      return await this.poll(req, record);
+    } finally {
+      this.following--;
+    }
+  }
+
+  private async poll(req: InvocationRequest, record: ActivationRecord): Promise<FinishedInvocation> {
     let wait = this.pollMs.min;
     const deadline = record.startTime + req.deadlineMs;
     for (;;) {
@@ -175,7 +195,7 @@ export class ActivationTracker {
         // The platform is unreachable for now (an outage): keep polling until the deadline.
         if (!(e instanceof ProviderError && e.transient)) throw e;
         await sleep(Math.max(wait, 200));
-        wait = Math.min(this.pollMs.max, Math.ceil(wait * 1.5));
+        wait = Math.min(this.maxPollMs(), Math.ceil(wait * 1.5));
         continue;
       }
       if (a && a.status !== 'running') return this.finish(req, record, a);
@@ -191,7 +211,7 @@ export class ActivationTracker {
         });
       }
       await sleep(wait);
-      wait = Math.min(this.pollMs.max, Math.ceil(wait * 1.5));
+      wait = Math.min(this.maxPollMs(), Math.ceil(wait * 1.5));
     }
   }
 
@@ -232,6 +252,7 @@ export class ActivationTracker {
       accuracy: typeof result.accuracy === 'number' ? result.accuracy : undefined,
       via: relayed ? `${req.provider.platform}:${req.provider.cluster}/${a.activationId}` : undefined,
       error: done.error,
+      instance: relayed ? (typeof result.relayedInstance === 'string' ? result.relayedInstance : undefined) : a.instance,
     });
     this.runDir.event('activation_done', {
       round: req.round,

@@ -3,7 +3,7 @@
  * (redacted). Appends are synchronous so that a crash leaves every line written so far; summary.json is written
  * atomically (temp file + rename).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { csvLine } from './csv.js';
 
@@ -14,7 +14,7 @@ import { csvLine } from './csv.js';
  * fedavg_s its reading, checking and averaging of the updates (its aggSeconds), eval_s its evaluation of the new
  * global model on the test set (its evalSeconds).
  */
-export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures', 'fedavg_s', 'eval_s'] as const;
+export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures', 'fedavg_s', 'eval_s', 'keeper_cpu_s'] as const;
 export const ACTIVATION_COLUMNS = [
   'client_id',
   'function',
@@ -32,6 +32,7 @@ export const ACTIVATION_COLUMNS = [
   'accuracy',
   'via',
   'error',
+  'instance',
 ] as const;
 
 export type RoundRow = Record<(typeof ROUND_COLUMNS)[number], number | string>;
@@ -84,8 +85,27 @@ export class RunDirectory {
     writeFileSync(path.join(this.dir, name), text);
   }
 
+  /** Files appended to, kept open (a round of 1,000 clients appends thousands of lines): path → descriptor. */
+  private readonly open = new Map<string, number>();
+
+  /** Appends to a file of the directory through a descriptor opened once (O_APPEND, as appendFileSync). */
+  private append(file: string, text: string): void {
+    let fd = this.open.get(file);
+    if (fd === undefined) {
+      fd = openSync(file, 'a');
+      this.open.set(file, fd);
+    }
+    writeSync(fd, text);
+  }
+
+  /** Closes the files kept open for appending (later appends open them again). */
+  close(): void {
+    for (const fd of this.open.values()) closeSync(fd);
+    this.open.clear();
+  }
+
   event(type: string, data: Record<string, unknown> = {}): void {
-    appendFileSync(path.join(this.dir, 'events.jsonl'), JSON.stringify({ ts: new Date().toISOString(), type, ...data }) + '\n');
+    this.append(path.join(this.dir, 'events.jsonl'), JSON.stringify({ ts: new Date().toISOString(), type, ...data }) + '\n');
   }
 
   round(row: RoundRow): void {
@@ -100,7 +120,7 @@ export class RunDirectory {
       writeFileSync(file, csvLine(ACTIVATION_COLUMNS));
       this.activationFiles.add(round);
     }
-    appendFileSync(file, csvLine(ACTIVATION_COLUMNS.map((c) => row[c])));
+    this.append(file, csvLine(ACTIVATION_COLUMNS.map((c) => row[c])));
   }
 
   summary(summary: Record<string, unknown>): void {
@@ -111,6 +131,7 @@ export class RunDirectory {
 
   /** Removes the whole directory (used when a run is refused before anything useful happened). */
   discard(): void {
+    this.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -104,6 +104,7 @@ test('FL over two OpenWhisk clusters and GCF: rows name platform and cluster, pe
   assert.deepEqual(where, { 0: 'openwhisk:cloud', 1: 'openwhisk:cloud', 2: 'openwhisk:edge', 3: 'openwhisk:edge', 4: 'google:gcf', 5: 'google:gcf' });
   for (const x of clients) assert.equal(x.status, 'success');
   for (const x of clients.filter((c) => c.platform === 'google')) assert.match(x.via!, /^openwhisk:cloud\/[0-9a-f]{32}$/, 'GCF clients go through the relay');
+  for (const x of clients.filter((c) => c.platform === 'google')) assert.match(x.instance!, /^i\d+$/, 'the GCF instance that ran it');
 
   const l = await cli(['run', '-c', localCfg]);
   assert.equal(l.code, 0, l.stderr);

@@ -39,13 +39,14 @@ scenarios:
   const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
   const [head, ...rows] = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
   assert.deepEqual(head!.slice(0, 8), ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients'], 'older columns keep their places');
-  assert.deepEqual(head!.slice(-2), ['fedavg_s', 'eval_s']);
+  assert.deepEqual(head!.slice(-3), ['fedavg_s', 'eval_s', 'keeper_cpu_s']);
   assert.equal(rows.length, 2);
   for (const row of rows) {
     const v = Object.fromEntries(row.map((x, i) => [head![i]!, Number(x)]));
     assert.equal(v.clients, 2);
     assert.ok(v.fedavg_s! > 0, `round ${v.round}: fedavg_s ${v.fedavg_s}`);
     assert.ok(v.eval_s! > 0, `round ${v.round}: eval_s ${v.eval_s}`);
+    assert.ok(v.keeper_cpu_s! > 0, `round ${v.round}: keeper_cpu_s ${v.keeper_cpu_s}`);
     // The function's intervals lie inside the keeper's aggregation step (invocation, FedAvg, evaluation, write).
     assert.ok(v.fedavg_s! + v.eval_s! <= v.agg_s!, `round ${v.round}: fedavg_s ${v.fedavg_s} + eval_s ${v.eval_s} > agg_s ${v.agg_s}`);
   }
