@@ -35,6 +35,8 @@ import { storeOfConfig } from './runs-command.js';
 
 export type ProgressEvent =
   | { kind: 'packaged'; functionName: string; target: string; size: number; sha256: string; reused: boolean }
+  /** Something the user should know that does not stop the command (e.g. a limit clamped into a cluster's range). */
+  | { kind: 'warning'; message: string }
   /** Functions a finished run left deployed because other live runs use them. */
   | { kind: 'functions_kept'; functions: string[]; users: string }
   | { kind: 'run_started'; runId: string; runDir: string; maxRounds: number; clientsPerRound: number }
@@ -123,7 +125,9 @@ export class Keeper {
       const c = this.plan.clusters.get(cluster)!;
       for (const s of specs) work.push({ cluster, spec: await packages.attach({ name: cluster, platform: c.platform, ...(c.maxPackageMb !== undefined ? { maxPackageMb: c.maxPackageMb } : {}) }, s) });
     }
-    for (const { cluster, spec } of work) this.provider(cluster).validate?.(spec);
+    for (const { cluster, spec } of work) {
+      for (const message of this.provider(cluster).validate?.(spec) ?? []) progress({ kind: 'warning', message });
+    }
     const existed = new Map<string, Set<string>>();
     for (const cluster of this.plan.specs.keys()) existed.set(cluster, new Set(await this.provider(cluster).list()));
     const created: { cluster: string; name: string }[] = [];

@@ -205,7 +205,8 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
     for (const [name, raw] of Object.entries(cfg.providers.openwhisk)) {
       const local = raw.local as Record<string, unknown> | undefined;
       const block = { ...providerBlock(raw), ...(local ? { api_host: fabric!.urls.get(name)! } : {}) };
-      const opts = openWhiskOptions(name, block);
+      // The local block's profile says what the local controller allows (its action limits).
+      const opts = openWhiskOptions(name, local ? { ...block, local } : block);
       add({
         name,
         platform: 'openwhisk',

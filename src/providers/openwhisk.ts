@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import openwhisk from 'openwhisk';
 import type { ActivationStatus } from '../store/types.js';
+import { actionLimits, fitLimits, STOCK_ACTION_LIMITS, type ActionLimits } from './openwhisk-limits.js';
 import { ThrottledError } from './throttled.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
@@ -22,6 +23,10 @@ export interface OpenWhiskClusterOptions {
   namespace: string;
   /** Skip TLS verification (self-signed clusters); off unless the config says `insecure: true`. */
   insecure: boolean;
+  /** The ranges the cluster's controller allows for action limits (openwhisk-limits.ts); stock when absent. */
+  limits?: ActionLimits;
+  /** A function outside them: refused before deploying (default), or clamped with a warning. */
+  onLimit?: 'refuse' | 'clamp';
 }
 
 /** Reads a cluster block of the config (the seed's `base_url` / `auth.ow_auth` / `auth.ow_api_host`, or `api_host`). */
@@ -44,7 +49,13 @@ export function openWhiskOptions(cluster: string, c: Record<string, unknown>): O
   if (!apiHost) throw new ProviderError(`providers.openwhisk.${cluster}: no API host; set api_host (or auth.ow_api_host / base_url)`, 2);
   if (!apiKey || !/^[^:]+:.+$/.test(apiKey)) throw new ProviderError(`providers.openwhisk.${cluster}.auth.ow_auth: expected an API key "uuid:key"`, 2);
   if (!/^https?:\/\//.test(apiHost)) apiHost = `https://${apiHost}`;
-  return { cluster, apiHost: apiHost.replace(/\/+$/, ''), apiKey, namespace: namespace ?? '_', insecure: c.insecure === true };
+  const onLimit = c.on_limit ?? 'refuse';
+  if (onLimit !== 'refuse' && onLimit !== 'clamp') throw new ProviderError(`providers.openwhisk.${cluster}.on_limit: expected refuse or clamp, found ${JSON.stringify(onLimit)}`, 2);
+  // A local cluster's profile states its controller's ranges; a remote one's operator's are stated in action_limits.
+  const local = c.local as { profile?: unknown } | undefined;
+  const profileLimits = local && typeof local.profile === 'object' && local.profile !== null ? (local.profile as { limits?: unknown }).limits : undefined;
+  const limits = actionLimits(`providers.openwhisk.${cluster}.action_limits`, profileLimits, c.action_limits);
+  return { cluster, apiHost: apiHost.replace(/\/+$/, ''), apiKey, namespace: namespace ?? '_', insecure: c.insecure === true, limits, onLimit };
 }
 
 /** The annotation naming the package (sha256, size) an action was deployed from. */
@@ -91,6 +102,15 @@ export class OpenWhiskProvider implements Provider {
       return new ProviderError(`${where}: ${what}${name ? ` ${name}` : ''} failed with HTTP ${err.statusCode}: ${detail}`, 1, transient);
     }
     return new ProviderError(`${where}: cannot reach ${this.opts.apiHost} (${what}${name ? ` ${name}` : ''}): ${detail}`, 1, true);
+  }
+
+  validate(spec: FunctionSpec): string[] {
+    const want = { memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, concurrency: Number(spec.settings.concurrency ?? 1) };
+    const { fitted, warnings } = fitLimits(this.cluster, spec.name, want, this.opts.limits ?? STOCK_ACTION_LIMITS, this.opts.onLimit ?? 'refuse');
+    spec.memoryMb = fitted.memoryMb;
+    spec.timeoutMs = fitted.timeoutMs;
+    if (fitted.concurrency !== want.concurrency) spec.settings = { ...spec.settings, concurrency: fitted.concurrency };
+    return warnings;
   }
 
   async deploy(spec: FunctionSpec): Promise<void> {

@@ -46,8 +46,11 @@ export interface Provider {
   /** Cluster name from the config. */
   readonly cluster: string;
 
-  /** Throws (exit 2) if the platform would refuse this function's settings; called before anything is deployed. */
-  validate?(spec: FunctionSpec): void;
+  /**
+   * Throws (exit 2) if the platform would refuse this function's settings; called before anything is deployed. May
+   * instead adjust the spec into the platform's ranges (when the config asks for that), returning a warning per change.
+   */
+  validate?(spec: FunctionSpec): string[] | void;
   deploy(spec: FunctionSpec): Promise<void>;
   remove(name: string): Promise<void>;
   list(): Promise<string[]>;

@@ -19,6 +19,9 @@ export function consoleProgress(out: NodeJS.WriteStream = process.stdout): (e: P
       case 'packaged':
         out.write(`package ${e.functionName} (${e.target}): ${formatSize(e.size)}, sha256 ${e.sha256.slice(0, 16)}…${e.reused ? ' (unchanged, reused)' : ''}\n`);
         break;
+      case 'warning':
+        process.stderr.write(`fedkeeper: warning: ${e.message}\n`);
+        break;
       case 'functions_kept':
         out.write(`left deployed, still in use by ${e.users}: ${e.functions.join(', ')}\n`);
         break;

@@ -101,6 +101,26 @@ test("relayed clients whose weights and data exceed OpenWhisk's 1 MB payload lim
   assert.deepEqual(await deployedOnCluster(), []);
 });
 
+test("a function's limits outside the cluster's ranges: refused in one line, or clamped with a warning when on_limit: clamp", async () => {
+  const big = '      fl_client: { openwhisk: { memory: 1024, timeout: 60s } }';
+  const r = await cli(['deploy', '-c', config('limits', { functions: big })]);
+  refused(r, /^fedkeeper: error: openwhisk cluster ow: function fl_client asks for memory 1024 MB, outside the cluster's range 128–512 MB; set functions\.fl_client\.openwhisk\.memory within it, state the operator's range in providers\.openwhisk\.ow\.action_limits, or set on_limit: clamp$/);
+  assert.deepEqual(await deployedOnCluster(), []);
+
+  const raised = await cli(['deploy', '-c', config('raised', { functions: big, cluster: '      action_limits: { memory: { max: 2048 } }' })]);
+  // The keeper lets it through; this cluster's controller is stock and refuses it itself (one line, nothing left).
+  refused(raised, /openwhisk cluster ow: .*fl_client.*HTTP 400.*memory size 1024 MB exceeds allowed threshold of 512 MB/);
+  assert.deepEqual(await deployedOnCluster(), []);
+
+  const c = await cli(['deploy', '-c', config('clamp', { functions: big, cluster: '      on_limit: clamp' })]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stderr, /^fedkeeper: warning: openwhisk cluster ow: function fl_client: memory 1024 MB is outside the cluster's range 128–512 MB; deployed with 512 \(on_limit: clamp\)$/m);
+  const ow = openwhisk({ apihost: owUrl, api_key: KEY });
+  assert.equal((await ow.actions.get({ name: 'fl_client' })).limits?.memory, 512);
+  assert.equal((await cli(['remove', '-c', config('clamp', { functions: big, cluster: '      on_limit: clamp' })])).code, 0);
+  assert.deepEqual(await deployedOnCluster(), []);
+});
+
 test('a store that does not answer: refused before anything is deployed, without the password', async () => {
   const r = await cli(['deploy', '-c', config('nopg', { store: '{ type: postgres, url: "postgres://fk:s3cret-pw@127.0.0.1:1/fl" }' })]);
   refused(r, /127\.0\.0\.1:1/);

@@ -84,3 +84,19 @@ test('lambda_clients_count places clients on the Lambda clusters', () => {
   assert.deepEqual(p, ['ow', 'ow', 'ow', 'ow', 'aws', 'aws']);
   assert.throws(() => placeClients(2, [{ name: 'ow', group: 'ow' }], { ow: 0, lambda: 2 }), /lambda_clients_count: 2 client\(s\) but no AWS Lambda \(non-edge\) cluster/);
 });
+
+test('OpenWhisk action limits: stock ranges, a profile then action_limits laid over them, refuse or clamp', async () => {
+  const { actionLimits, fitLimits, STOCK_ACTION_LIMITS } = await import('../../src/providers/openwhisk-limits.js');
+  assert.deepEqual(actionLimits('x'), STOCK_ACTION_LIMITS);
+  const l = actionLimits('p.action_limits', { memory: { max: 1024 }, logs: { max: 20 } }, { memory: { max: 2048 }, concurrency: { max: 10 } });
+  assert.deepEqual(l, { memory: { min: 128, max: 2048 }, timeout: { min: 100, max: 300_000 }, concurrency: { min: 1, max: 10 } });
+  assert.throws(() => actionLimits('p.action_limits', { memory: { max: 64 } }), /p\.action_limits\.memory: min \(128\) is above max \(64\)/);
+  assert.throws(() => actionLimits('p.action_limits', { cpu: { max: 2 } }), /p\.action_limits\.cpu: not an action limit/);
+  assert.throws(() => actionLimits('p.action_limits', { memory: { max: '1G' } }), /memory\.max: expected a whole number > 0 \(MB\), found "1G"/);
+  const want = { memoryMb: 2048, timeoutMs: 600_000, concurrency: 1 };
+  assert.throws(() => fitLimits('c', 'fl_client', want, STOCK_ACTION_LIMITS, 'refuse'), /function fl_client asks for memory 2048 MB, outside the cluster's range 128–512 MB/);
+  const { fitted, warnings } = fitLimits('c', 'fl_client', want, STOCK_ACTION_LIMITS, 'clamp');
+  assert.deepEqual(fitted, { memoryMb: 512, timeoutMs: 300_000, concurrency: 1 });
+  assert.equal(warnings.length, 2);
+  assert.deepEqual(fitLimits('c', 'f', { memoryMb: 256, timeoutMs: 60_000, concurrency: 1 }, STOCK_ACTION_LIMITS, 'refuse').warnings, []);
+});
