@@ -28,6 +28,8 @@ export const WhiskMessages = {
   activationIdLength: (length: number) => `Activation id length is ${length} but must be 32.`,
   activationIdIllegal: 'The activation id is not valid.',
   tooLarge: (got: number, max: number) => `Request larger than allowed: ${got} > ${max} bytes.`,
+  truncatedResponse: (trunk: string, length: number, max: number) =>
+    `The action produced a response that exceeded the allowed length: ${length} > ${max} bytes. The truncated response was: ${trunk}`,
   /** The controller's text for an activation that ran past its time limit (`timedoutActivation`, run phase). */
   timeLimit: (ms: number) => `The action exceeded its time limits of ${ms} milliseconds.`,
   invalidRuntime: (kind: string, runtimes: readonly string[]) =>

@@ -28,6 +28,8 @@ export class Invoker {
     private readonly pool: ContainerRunner,
     private readonly store: ActivationStore,
     private readonly who: InvokerIdentity,
+    /** Results larger than this (bytes of their JSON) end as developer errors, as in OpenWhisk. */
+    private readonly resultMaxBytes = Infinity,
   ) {}
 
   /** Number of activations started and not yet ended. */
@@ -64,9 +66,15 @@ export class Invoker {
 
   private record(action: StoredAction, activationId: string, r: ContainerRunResult): StoredActivation {
     const timedOut = r.status === 'timed out';
-    const status: ActivationStatus =
-      r.status === 'success' ? 'success' : r.status === 'application error' ? 'application error' : 'action developer error';
-    const result = timedOut ? { error: WhiskMessages.timeLimit(action.limits.timeout) } : r.result;
+    let result = timedOut ? { error: WhiskMessages.timeLimit(action.limits.timeout) } : r.result;
+    let status: ActivationStatus = r.status === 'success' ? 'success' : r.status === 'application error' ? 'application error' : 'action developer error';
+    // OpenWhisk reads at most `payload.truncation` bytes of a response; a longer one is a developer error.
+    const text = timedOut || !Number.isFinite(this.resultMaxBytes) ? '' : JSON.stringify(result ?? {});
+    const length = Buffer.byteLength(text);
+    if (length > this.resultMaxBytes) {
+      status = 'action developer error';
+      result = { error: WhiskMessages.truncatedResponse(Buffer.from(text).subarray(0, this.resultMaxBytes).toString('utf8'), length, this.resultMaxBytes) };
+    }
     // OpenWhisk's accounting: a cold activation starts before its /init (duration includes initTime), and waitTime
     // is what came before that. The pool's startTime is after /init and its waitTimeMs includes the init.
     const initMs = r.coldStart ? Math.max(0, Math.round(r.initTimeMs)) : 0;

@@ -92,6 +92,8 @@ export interface FaultCounts extends InjectedFaults {
 
 const DEFAULT_MEMORY_MB = 8192;
 const DEFAULT_MAX_BODY = 50 * 1024 * 1024;
+/** Stock `whisk.activation.payload.max`: 1 MB for an invocation's payload and for an action's result. */
+const STOCK_PAYLOAD_MAX_MB = 1;
 
 export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promise<OpenWhiskServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -124,7 +126,8 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
   const pool = new ContainerPool(poolOptions);
 
   const activations = new ActivationStore(opts.activationCapacity ?? 10_000);
-  const invoker = new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth });
+  const payloadMaxBytes = Math.round((opts.payloadMaxMb ?? STOCK_PAYLOAD_MAX_MB) * 1024 * 1024);
+  const invoker = new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth }, payloadMaxBytes);
   const throttles = new NamespaceThrottles(throttleLimits, () => invoker.active);
   const outageCounts = { outages: 0, outage_cut_connections: 0 };
   const faults = (): FaultCounts => ({ ...pool.faults(), ...outageCounts, ...(throttles.active ? { throttled: throttles.throttled } : {}) });
@@ -135,6 +138,7 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
     invoker,
     throttles,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY,
+    payloadMaxBytes,
     blockingWaitMs: opts.blockingWaitMs ?? 60_000,
     controllerInfo: controllerInfo(ranges, throttleLimits),
     info: apiInfo(opts.label),

@@ -18,6 +18,8 @@
  *            concurrency (activations per container), logs (MB). Unset: the stock controller's (application.conf):
  *            memory 128–512, timeout 100–300,000, concurrency 1–1, logs 0–10. E.g. `limits: {memory: {max: 2048}}`
  *            as an operator raises `whisk.memory.max`; outside its range a PUT is refused with HTTP 400.
+ *  - payloadMaxMb: the largest invocation payload and action result (`whisk.activation.payload.max`; stock 1 MB):
+ *            a larger invocation is refused with HTTP 413, a larger result is a developer error with OpenWhisk's text.
  *  - invocationsPerMinute, concurrentInvocations: the namespace's throttles (`limits.actions.invokes.perMinute` /
  *            `.concurrent` of a deployment): past them an invocation is refused with HTTP 429 and OpenWhisk's text.
  *            Unset: no throttle.
@@ -65,6 +67,11 @@ export interface ControllerSettings {
   invocationsPerMinute?: number;
   /** Activations of the namespace in flight at once; absent: unlimited. */
   concurrentInvocations?: number;
+  /**
+   * The largest invocation payload and action result, MB (`whisk.activation.payload.max`, stock 1): a larger
+   * invocation is refused with HTTP 413, a larger result ends the activation as a developer error, as OpenWhisk does.
+   */
+  payloadMaxMb?: number;
 }
 
 export interface ClusterCharacter extends ClusterProfile, ControllerSettings {
@@ -117,6 +124,7 @@ export function controllerSettings(c: ControllerSettings): ControllerSettings {
   if (c.limits !== undefined) s.limits = c.limits;
   if (c.invocationsPerMinute !== undefined) s.invocationsPerMinute = c.invocationsPerMinute;
   if (c.concurrentInvocations !== undefined) s.concurrentInvocations = c.concurrentInvocations;
+  if (c.payloadMaxMb !== undefined) s.payloadMaxMb = c.payloadMaxMb;
   return s;
 }
 
@@ -129,6 +137,7 @@ export function checkControllerSettings(s: ControllerSettings, memoryMb?: number
     const v = s[k];
     if (v !== undefined) check(Number.isInteger(v) && v >= 1, `${k} must be an integer ≥ 1 (leave it out for no throttle)`, v);
   }
+  if (s.payloadMaxMb !== undefined) check(typeof s.payloadMaxMb === 'number' && s.payloadMaxMb > 0 && Number.isFinite(s.payloadMaxMb), 'payloadMaxMb must be a number of MB > 0 (stock OpenWhisk: 1)', s.payloadMaxMb);
   const given = s.limits ?? {};
   if (given === null || typeof given !== 'object' || Array.isArray(given)) check(false, 'limits must be {memory?, timeout?, concurrency?, logs?}', JSON.stringify(given));
   const ranges = {} as ActionLimitRanges;

@@ -44,6 +44,8 @@ export interface ApiContext {
   /** The namespace's invocation throttles (inactive when the profile sets none). */
   throttles: NamespaceThrottles;
   maxBodyBytes: number;
+  /** The largest invocation payload (and action result), bytes: the profile's payloadMaxMb, stock 1 MB. */
+  payloadMaxBytes: number;
   /** Longest a blocking invocation is waited for before answering 202 (OpenWhisk: 60 s). */
   blockingWaitMs: number;
   /** Body of `GET /` (the controller's info). */
@@ -202,7 +204,7 @@ async function invoke(c: Call, name: string): Promise<void> {
       if (!(ms > 0 && ms <= max)) throw new Error(WhiskMessages.invalidTimeout(max));
       return ms;
     }) ?? max;
-  const body = await readJsonBody(c.req, c.ctx.maxBodyBytes);
+  const body = await readJsonBody(c.req, c.ctx.payloadMaxBytes);
   if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) throw WhiskHttpError.malformed('JSON object expected');
   const action = found(c.ctx.actions.get(name));
   const { activationId, done } = c.ctx.invoker.start(action, (body ?? {}) as Record<string, unknown>, c.tid);

@@ -81,6 +81,7 @@ const controllerFields = {
   limits: z.strictObject({ memory: RangeSchema, timeout: RangeSchema, concurrency: RangeSchema, logs: RangeSchema }).optional(),
   invocationsPerMinute: z.number().int().min(1).optional(),
   concurrentInvocations: z.number().int().min(1).optional(),
+  payloadMaxMb: z.number().positive().optional(),
 };
 const ProfileSchema = z.union([ProfileNameSchema, z.strictObject({ ...poolFields, ...controllerFields })]).optional();
 const LambdaProfileSchema = z.union([ProfileNameSchema, z.strictObject(poolFields)]).optional();

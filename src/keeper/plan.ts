@@ -113,6 +113,12 @@ export function localPlatformEnv(): Record<string, string> {
   return addon ? { FEDKEEPER_NATIVE_ADDON: addon, ...blasPlatformEnv(addon) } : {};
 }
 
+/** payloadMaxMb of a local OpenWhisk cluster's profile, if it sets one. */
+function profilePayloadMb(local: Record<string, unknown> | undefined): unknown {
+  const p = local?.profile;
+  return typeof p === 'object' && p !== null ? (p as { payloadMaxMb?: unknown }).payloadMaxMb : undefined;
+}
+
 function isEdgeProfile(profile: unknown): boolean {
   return profile === 'edge' || (typeof profile === 'object' && profile !== null && (profile as { base?: unknown }).base === 'edge');
 }
@@ -215,7 +221,8 @@ export async function openClusters(cfg: FedKeeperConfig, stateDir: string): Prom
         onThisMachine: local !== undefined,
         storeAccess: storeAccessOf(cfg, name, raw, local !== undefined),
         settings: { ...block, api_host: opts.apiHost },
-        ...optionalMb(name, raw),
+        // A local cluster's payload limit is its profile's (payloadMaxMb), unless the block states one.
+        ...optionalMb(name, raw.max_payload_mb === undefined && typeof profilePayloadMb(local) === 'number' ? { ...raw, max_payload_mb: profilePayloadMb(local) } : raw),
       });
     }
     for (const [name, raw] of Object.entries(cfg.providers.google)) {

@@ -453,3 +453,31 @@ describe('answers field for field as the controller gives them', () => {
     }
   });
 });
+
+describe("the activation payload limit (stock 1 MB; a profile's payloadMaxMb raises it)", () => {
+  const BIG_RESULT = "function main(p) { return { blob: 'x'.repeat(p.n) }; }";
+  test('an invocation over 1 MB is refused with 413 and the controller\'s text; a result over it is a developer error', async () => {
+    await ow.actions.update({ name: 'big-result', action: BIG_RESULT });
+    await errorBody(ow.actions.invoke({ name: 'big-result', params: { n: 1, pad: 'y'.repeat(1_100_000) } }), 413, /^Request larger than allowed: \d+ > 1048576 bytes\.$/);
+    const small = await ow.actions.invoke({ name: 'big-result', params: { n: 1000 }, blocking: true, result: true });
+    assert.equal((small as { blob: string }).blob.length, 1000);
+    const big = valid(ActivationSchema, (await owError(ow.actions.invoke({ name: 'big-result', params: { n: 1_500_000 }, blocking: true }), 502)).error);
+    assert.equal(big.response.status, 'action developer error');
+    const said = String((big.response.result as { error: string }).error);
+    const head = 'The action produced a response that exceeded the allowed length: 1500011 > 1048576 bytes. The truncated response was: {"blob":"xxx';
+    assert.equal(said.slice(0, head.length), head);
+    assert.equal(said.length, head.length - 12 + 1_048_576, 'the first 1 MB of the response');
+  });
+
+  test('a cluster whose operator raised it takes both', async () => {
+    const raised = await startOpenWhiskServer({ label: 'raised-payload', auth: AUTH, memoryMb: 1024, payloadMaxMb: 4 });
+    try {
+      const c = openwhisk({ apihost: raised.url, api_key: AUTH, namespace: '_' });
+      await c.actions.update({ name: 'big-result', action: BIG_RESULT });
+      const r = await c.actions.invoke({ name: 'big-result', params: { n: 1_500_000, pad: 'y'.repeat(1_100_000) }, blocking: true, result: true });
+      assert.equal((r as { blob: string }).blob.length, 1_500_000);
+    } finally {
+      await raised.close();
+    }
+  });
+});
