@@ -2,12 +2,14 @@
  * fl_server_aggregator: FedAvg over the round's client updates, evaluation of the new global model on the test set,
  * and the new global weights into the store.
  *
- * Streaming: the updates are read from the store one client at a time, in ascending client-id order (one
- * getClientUpdates(runId, round, [clientId]) per client, the next one already being read while the current one is
- * checked and added), and each is checked (attempt, then fl/validate.ts) and added to a FedAvgAccumulator
- * (fl/accumulator.ts: Σ n_i·w_i in float64, divided by N at the end) before the next is taken. So the function
- * holds at most two updates plus the float64 accumulator, whatever the number of clients, and the result is the
- * same bits as fedAvg() over the accepted updates.
+ * Streaming: one partitionSizes() call gives every selected client's partition size (for the plausible-sample-count
+ * check; the indices are not read), then ONE streamClientUpdates() hands the round's updates out one at a time in
+ * ascending client-id order (a single request through the keeper's store endpoint, a query per chunk of clients on
+ * a database; the store reads ahead a bounded amount), and each is checked (attempt, then fl/validate.ts) and added
+ * to a FedAvgAccumulator (fl/accumulator.ts: Σ n_i·w_i in float64, divided by N at the end) before the next is
+ * taken. So the function holds the update being added (plus what the store reads ahead) and the float64
+ * accumulator, whatever the number of clients, and the result is the same bits as fedAvg() over the accepted
+ * updates. A selected client the stream skips has no update: the round fails, naming every such client.
  *
  * Timings in the result: aggSeconds = store reads + validation + FedAvg (from the engine being ready to the new
  * global weights), fedavgSeconds = the accumulation alone (add() and finish()), evalSeconds = the evaluation alone,
@@ -17,37 +19,12 @@ import { FedAvgAccumulator } from '../fl/accumulator.js';
 import { validateUpdate } from '../fl/validate.js';
 import { loadDataset } from '../ml/datasets.js';
 import { evaluate, initEngine } from '../ml/index.js';
-import type { ClientUpdate, FunctionStore } from '../store/types.js';
 import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type AggregatorParams } from './params.js';
 import { storeFor } from './shared.js';
 
 /** Larger updates are refused: 64 MiB, ~100× the paper's CNN. */
 const DEFAULT_MAX_UPDATE_BYTES = 64 * 2 ** 20;
-
-interface ClientRead {
-  clientId: number;
-  update: ClientUpdate | undefined;
-  partition: Uint32Array | undefined;
-}
-
-/**
- * The updates of `clientIds` (ascending), one at a time: the read of the next client starts when the current one is
- * handed out, so at most two updates are held. A failed read surfaces when its turn comes.
- */
-async function* readOneByOne(store: FunctionStore, runId: string, round: number, clientIds: readonly number[]): AsyncGenerator<ClientRead> {
-  const read = async (clientId: number): Promise<ClientRead> => {
-    const [updates, partition] = await Promise.all([store.getClientUpdates(runId, round, [clientId]), store.getPartition(runId, clientId)]);
-    return { clientId, update: updates.find((u) => u.clientId === clientId), partition };
-  };
-  let next = clientIds.length ? read(clientIds[0]!) : undefined;
-  for (let k = 0; k < clientIds.length; k++) {
-    const current = next!;
-    next = k + 1 < clientIds.length ? read(clientIds[k + 1]!) : undefined;
-    next?.catch(() => undefined); // handled where it is awaited; never an unhandled rejection if we stop early
-    yield await current;
-  }
-}
 
 export async function handler(raw: Record<string, unknown>, _ctx: InvocationContext): Promise<Record<string, unknown>> {
   const p = requireFields<AggregatorParams>(raw, ['runId', 'store', 'dataset', 'model', 'round', 'clientIds'], 'fl_server_aggregator');
@@ -68,18 +45,21 @@ export async function handler(raw: Record<string, unknown>, _ctx: InvocationCont
   // shapes, a plausible sample count. A missing update fails the round, naming every missing client.
   const missing: number[] = [];
   const rejected: { clientId: number; reason: string }[] = [];
-  for await (const { clientId, update: u, partition } of readOneByOne(store, p.runId, p.round, clientIds)) {
-    if (!u) {
-      missing.push(clientId);
-      continue;
+  const partitionSizes = await store.partitionSizes(p.runId, clientIds);
+  let k = 0; // clientIds[k]: the next selected client the stream has not answered yet
+  for await (const u of store.streamClientUpdates(p.runId, p.round, clientIds)) {
+    while (k < clientIds.length && clientIds[k]! < u.clientId) missing.push(clientIds[k++]!); // skipped: no update
+    if (clientIds[k] !== u.clientId) {
+      throw new Error(`fl_server_aggregator: the store handed out client ${u.clientId}'s update of round ${u.round}, not asked for or out of order`);
     }
+    k++;
     if (missing.length) continue; // the round fails anyway: only look for further missing clients
     const want = p.attempts?.[String(u.clientId)];
     if (want !== undefined && u.attempt !== undefined && u.attempt !== want) {
       rejected.push({ clientId: u.clientId, reason: `client ${u.clientId}: the stored update is from attempt ${u.attempt}, the keeper accepted attempt ${want}` });
       continue;
     }
-    const verdict = validateUpdate(u, { shapes: previous.shapes, partitionSize: partition?.length ?? 0, maxBytes });
+    const verdict = validateUpdate(u, { shapes: previous.shapes, partitionSize: partitionSizes.get(u.clientId) ?? 0, maxBytes });
     if (!verdict.ok) {
       rejected.push({ clientId: u.clientId, reason: verdict.reason });
       continue;
@@ -88,6 +68,7 @@ export async function handler(raw: Record<string, unknown>, _ctx: InvocationCont
     fedavg.add(u);
     fedavgMs += performance.now() - ta;
   }
+  while (k < clientIds.length) missing.push(clientIds[k++]!);
   if (missing.length) throw new FunctionParamsError(`fl_server_aggregator: round ${p.round} has no update from client(s) ${missing.join(', ')}`);
   if (fedavg.count === 0) throw new FunctionParamsError(`fl_server_aggregator: every update of round ${p.round} was rejected: ${rejected.map((r) => r.reason).join('; ')}`);
   const clients = fedavg.count;

@@ -1,13 +1,20 @@
 /**
  * FunctionStore over the keeper's store endpoint (store/store-server.ts): what an FL function uses when the store is
  * a file on the keeper's machine. Global fetch only, no dependency: this file is bundled into function packages, so
- * it imports node builtins and fl/ and nothing else. It also defines the wire format, which the server imports.
+ * it imports node builtins, fl/ and store/update-stream.ts (which imports nothing) and nothing else. It also
+ * defines the wire format, which the server imports.
  *
  * Wire format (all under `${url}/v1`, every request with `Authorization: Bearer <token>`):
  *   GET|PUT /runs/{runId}/global/{round}          body: fl/codec weight blob (application/octet-stream)
  *   GET|PUT /runs/{runId}/partitions/{clientId}   body: the indices as raw uint32 little-endian
+ *   GET     /runs/{runId}/partition-sizes?clients=0,3,7   body: JSON {"sizes": [[clientId, count], …]}, ascending
+ *           client id, the clients without a partition left out
  *   PUT     /runs/{runId}/rounds/{round}/updates/{clientId}   body: one update record (below)
  *   GET     /runs/{runId}/rounds/{round}/updates[?clients=3,0,7]   body: update records, then u32 0 (end mark)
+ *   GET     /runs/{runId}/rounds/{round}/update-stream?clients=0,3,7   body: the same, in ascending client id, each
+ *           record written as the server reads it from its store, the next one only once the socket takes more
+ *           (back-pressure), so neither side holds the round; a store failure after the first record cuts the
+ *           answer short (no end mark), and the client asks again for the clients after the last record it got
  * An update record is `u32 metaLen | meta JSON (UTF-8) | u32 blobLen | fl/codec blob`, all integers little-endian;
  * meta is {runId, round, clientId, numSamples, metrics, activationId?, attempt?} with non-finite metrics written as
  * the strings "NaN", "Infinity", "-Infinity". Writes answer 204. A missing item answers 404 {error, code:
@@ -16,6 +23,7 @@
 import { decodeWeights, encodeWeights } from '../fl/codec.js';
 import type { WeightVector } from '../fl/weights.js';
 import type { ClientUpdate, FunctionStore } from './types.js';
+import { sortedUniqueIds } from './update-stream.js';
 
 export const STORE_API_PREFIX = '/v1';
 /** The `code` of a 404 body that means "no such item" (any other 404 is an error: wrong URL, old server …). */
@@ -274,6 +282,16 @@ export class HttpStore implements FunctionStore {
     return got ?? [];
   }
 
+  /**
+   * One request for the whole stream (update-stream route), read one record at a time as the caller asks for the
+   * next update, so the caller's pace is the server's pace. The attempt timeout applies to each wait for bytes, not
+   * to the caller's time between updates. An answer cut short is asked again for the clients after the last update
+   * handed out (up to `retries` times per stream), so no update is handed out twice.
+   */
+  streamClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<ClientUpdate> {
+    return this.updateStream(runId, round, sortedUniqueIds(clientIds));
+  }
+
   async putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void> {
     await this.call('PUT', `/runs/${seg(runId)}/partitions/${clientId}`, [uint32ToLE(indices)], async () => undefined);
   }
@@ -282,6 +300,15 @@ export class HttpStore implements FunctionStore {
     return this.call('GET', `/runs/${seg(runId)}/partitions/${clientId}`, undefined, async (res) =>
       uint32FromLE(new Uint8Array(await res.arrayBuffer())),
     );
+  }
+
+  async partitionSizes(runId: string, clientIds: readonly number[]): Promise<Map<number, number>> {
+    const ids = sortedUniqueIds(clientIds);
+    if (ids.length === 0) return new Map();
+    const path = `/runs/${seg(runId)}/partition-sizes?clients=${ids.join(',')}`;
+    const got = await this.call('GET', path, undefined, async (res) => parsePartitionSizes(await res.text()));
+    if (!got) throw new StoreEndpointError(`store endpoint: GET ${this.url}${STORE_API_PREFIX}${path.split('?')[0]}: answered "not found"`, 'protocol', 404);
+    return got;
   }
 
   /** Cheap: there is no connection of our own to close (fetch's pool unrefs idle sockets). */
@@ -367,6 +394,64 @@ export class HttpStore implements FunctionStore {
     }
   }
 
+  private async *updateStream(runId: string, round: number, ids: number[]): AsyncGenerator<ClientUpdate> {
+    let rest = ids; // the clients not answered yet: all above the last update handed out
+    for (let resumed = 0; rest.length > 0; resumed++) {
+      const path = `/runs/${seg(runId)}/rounds/${round}/update-stream?clients=${rest.join(',')}`;
+      const where = `GET ${this.url}${STORE_API_PREFIX}${path.split('?')[0]}`;
+      // Retried as any call until the answer's status is in; the body is read below.
+      const res = await this.call('GET', path, undefined, async (r) => r);
+      if (!res?.body) throw new StoreEndpointError(`store endpoint: ${where}: answered without a body`, 'protocol', res?.status);
+      const stream = res.body.getReader();
+      const reader = new ChunkReader(() => this.readChunk(stream));
+      let next = 0; // index into rest of the first client not answered yet
+      let finished = false;
+      try {
+        for (;;) {
+          const metaLen = await reader.readUint32();
+          if (metaLen === 0) break;
+          const u = await reader.readUpdate(metaLen);
+          while (next < rest.length && rest[next]! < u.clientId) next++;
+          if (u.runId !== runId || u.round !== round || rest[next] !== u.clientId) {
+            throw new Error(`update of run ${u.runId} round ${u.round} client ${u.clientId} was not asked for or out of order`);
+          }
+          next++;
+          yield u;
+        }
+        if (!(await reader.atEnd())) throw new Error('bytes after the end mark');
+        finished = true;
+        return;
+      } catch (e) {
+        if (!isRetryable(e)) {
+          throw new StoreEndpointError(this.redact(`store endpoint: ${where}: bad answer: ${oneLine(e)}`), 'protocol', res.status);
+        }
+        if (resumed === this.retries) {
+          const detail = `answer cut short (${networkDetail(e)})`;
+          throw new StoreEndpointError(this.redact(`store endpoint ${this.url} unreachable after ${resumed + 1} attempts: ${where}: ${detail}`), 'network');
+        }
+        rest = rest.slice(next);
+        await sleep(this.backoffMs * 2 ** resumed * (0.75 + Math.random() * 0.5));
+      } finally {
+        // Also when the caller stops early: the server sees the connection close and stops reading its store.
+        if (!finished) await stream.cancel().catch(() => undefined);
+      }
+    }
+  }
+
+  /** The next chunk of a streamed answer; an AttemptTimeout when none comes within the attempt timeout. */
+  private async readChunk(stream: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AttemptTimeout()), this.timeoutMs);
+    });
+    try {
+      const { value, done } = await Promise.race([stream.read(), timeout]);
+      return done ? undefined : value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Belt and braces: no message leaves this class with the token in it. */
   private redact(msg: string): string {
     return msg.split(this.token).join('[token]');
@@ -391,6 +476,25 @@ async function readUpdates(res: Response): Promise<ClientUpdate[]> {
   } catch (e) {
     await stream.cancel().catch(() => undefined);
     throw e;
+  }
+  return out;
+}
+
+/** The partition-sizes answer: {"sizes": [[clientId, count], …]}, every number an integer ≥ 0. */
+export function parsePartitionSizes(text: string): Map<number, number> {
+  let body: { sizes?: unknown };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    throw new Error('partition sizes are not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || !Array.isArray(body.sizes)) throw new Error('partition sizes: no "sizes" list');
+  const out = new Map<number, number>();
+  for (const pair of body.sizes as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !isIndex(pair[0]) || !isIndex(pair[1])) {
+      throw new Error('partition sizes: each entry must be [clientId, count] of integers >= 0');
+    }
+    out.set(pair[0], pair[1]);
   }
   return out;
 }
@@ -429,8 +533,8 @@ function errorCode(e: unknown, depth = 0): string | undefined {
   return errorCode((e as { cause?: unknown }).cause, depth + 1);
 }
 
-function networkDetail(e: unknown, signal: AbortSignal): string {
-  if (signal.aborted && signal.reason instanceof AttemptTimeout) return 'timed out';
+function networkDetail(e: unknown, signal?: AbortSignal): string {
+  if ((signal?.aborted && signal.reason instanceof AttemptTimeout) || e instanceof AttemptTimeout) return 'timed out';
   const code = errorCode(e);
   let inner: unknown = e;
   while (typeof inner === 'object' && inner !== null && (inner as { cause?: unknown }).cause) inner = (inner as { cause: unknown }).cause;

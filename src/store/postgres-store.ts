@@ -14,6 +14,7 @@ import { bytesToUint32, uint32ToBytes } from './partition-bytes.js';
 import { PostgresPool, type PostgresStoreOptions } from './postgres-pool.js';
 import { migrate } from './postgres-schema.js';
 import { isPostgresUrl, redactUrlPassword } from './store-url.js';
+import { readInChunks, sortedUniqueIds } from './update-stream.js';
 import type {
   ActivationRecord,
   ActivationStatus,
@@ -146,6 +147,10 @@ const SQL = {
   putPartition: `INSERT INTO partitions (run_id, client_id, indices) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, client_id) DO UPDATE SET indices = EXCLUDED.indices`,
   getPartition: 'SELECT indices FROM partitions WHERE run_id = $1 AND client_id = $2',
+  // octet_length of a bytea reads the size from the value's (TOAST) header: the indices are neither fetched nor
+  // decompressed.
+  partitionSizes: `SELECT client_id, octet_length(indices) / 4 AS n FROM partitions
+                   WHERE run_id = $1 AND client_id = ANY($2::integer[])`,
   countPartitions: 'SELECT COUNT(*) AS n FROM partitions WHERE run_id = $1',
   putActivation: `INSERT INTO activations (activation_id, run_id, round, client_id, function_name, platform, cluster,
                     attempt, start_time, end_time, status, cold_start, error)
@@ -311,6 +316,24 @@ export class PostgresStore implements ParameterStore {
     return rows.map(toUpdate);
   }
 
+  /**
+   * One query per chunk of ids (update-stream.ts), the next chunk's query running while the current chunk is handed
+   * out. Chunks rather than a cursor: a cursor needs one connection inside an open transaction for the whole stream,
+   * held while the consumer works between reads ("idle in transaction"); a function's pool has ONE connection
+   * (FUNCTION_POOL), which its other queries would then wait for, and a lost connection would end the stream, while
+   * a chunk is an ordinary idempotent query that PostgresPool retries. The price, a round trip per chunk, is
+   * hidden by the prefetch.
+   */
+  streamClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<ClientUpdate> {
+    return readInChunks(
+      sortedUniqueIds(clientIds),
+      (chunk) => this.query<UpdateRow>(SQL.getUpdatesFor, [runId, round, chunk]),
+      (r) => r.blob.length,
+      toUpdate,
+      { prefetch: true },
+    );
+  }
+
   async listClientUpdates(runId: string, round: number): Promise<ClientUpdateInfo[]> {
     return (await this.query<UpdateInfoRow>(SQL.listUpdates, [runId, round])).map(toUpdateInfo);
   }
@@ -322,6 +345,11 @@ export class PostgresStore implements ParameterStore {
   async getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined> {
     const r = (await this.query<{ indices: Uint8Array }>(SQL.getPartition, [runId, clientId]))[0];
     return r ? bytesToUint32(r.indices) : undefined;
+  }
+
+  async partitionSizes(runId: string, clientIds: readonly number[]): Promise<Map<number, number>> {
+    const rows = await this.query<{ client_id: number; n: Int8 }>(SQL.partitionSizes, [runId, sortedUniqueIds(clientIds)]);
+    return new Map(rows.map((r) => [r.client_id, Number(r.n)]));
   }
 
   async countPartitions(runId: string): Promise<number> {

@@ -8,6 +8,7 @@ import { decodeWeights, encodeWeights } from '../fl/codec.js';
 import type { WeightVector } from '../fl/weights.js';
 import { bytesToUint32, uint32ToBytes } from './partition-bytes.js';
 import { openDatabase } from './sqlite-schema.js';
+import { readInChunks, sortedUniqueIds } from './update-stream.js';
 import type {
   ActivationRecord,
   ActivationStatus,
@@ -134,6 +135,9 @@ const SQL = {
   putPartition: `INSERT INTO partitions (run_id, client_id, indices) VALUES (?, ?, ?)
                  ON CONFLICT (run_id, client_id) DO UPDATE SET indices = excluded.indices`,
   getPartition: 'SELECT indices FROM partitions WHERE run_id = ? AND client_id = ?',
+  // length() of a BLOB reads its size from the record header: the indices themselves are not read.
+  partitionSizes: `SELECT client_id, length(indices) / 4 AS n FROM partitions
+                   WHERE run_id = ? AND client_id IN (SELECT value FROM json_each(?))`,
   countPartitions: 'SELECT COUNT(*) AS n FROM partitions WHERE run_id = ?',
   putActivation: `INSERT INTO activations (activation_id, run_id, round, client_id, function_name, platform, cluster,
                     attempt, start_time, end_time, status, cold_start, error)
@@ -288,6 +292,20 @@ export class SqliteStore implements ParameterStore {
     return rows.map(toUpdate);
   }
 
+  /**
+   * One query per chunk of ids (update-stream.ts), each run to completion with all(): an open iterate() would hold
+   * the connection busy across the consumer's awaits, and every other statement on it (the keeper serves other
+   * requests meanwhile) would throw. A chunk is held as stored blobs and decoded one update at a time.
+   */
+  streamClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<ClientUpdate> {
+    return readInChunks(
+      sortedUniqueIds(clientIds),
+      (chunk) => this.stmt(SQL.getUpdatesFor).all(runId, round, JSON.stringify(chunk)) as UpdateRow[],
+      (r) => r.blob.length,
+      toUpdate,
+    );
+  }
+
   async listClientUpdates(runId: string, round: number): Promise<ClientUpdateInfo[]> {
     return (this.stmt(SQL.listUpdates).all(runId, round) as UpdateInfoRow[]).map(toUpdateInfo);
   }
@@ -299,6 +317,11 @@ export class SqliteStore implements ParameterStore {
   async getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined> {
     const r = this.stmt(SQL.getPartition).get(runId, clientId) as { indices: Uint8Array } | undefined;
     return r ? bytesToUint32(r.indices) : undefined;
+  }
+
+  async partitionSizes(runId: string, clientIds: readonly number[]): Promise<Map<number, number>> {
+    const rows = this.stmt(SQL.partitionSizes).all(runId, JSON.stringify(sortedUniqueIds(clientIds))) as { client_id: number; n: number }[];
+    return new Map(rows.map((r) => [r.client_id, r.n]));
   }
 
   async countPartitions(runId: string): Promise<number> {

@@ -110,6 +110,27 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
       throw methodNotAllowed(res, 'GET, PUT');
     }
 
+    // runs/{runId}/partition-sizes?clients=…
+    if (parts.length === 3 && parts[0] === 'runs' && parts[2] === 'partition-sizes') {
+      const runId = runIdParam(parts[1]!);
+      if (method !== 'GET') throw methodNotAllowed(res, 'GET');
+      const ids = clientsParam(url, true)!;
+      const sizes = await storeCall(() => store.partitionSizes(runId, ids));
+      const body = JSON.stringify({ sizes: [...sizes].sort((a, b) => a[0] - b[0]) });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+
+    // runs/{runId}/rounds/{round}/update-stream?clients=…
+    if (parts.length === 5 && parts[0] === 'runs' && parts[2] === 'rounds' && parts[4] === 'update-stream') {
+      const runId = runIdParam(parts[1]!);
+      const round = indexParam('round', parts[3]!);
+      if (method !== 'GET') throw methodNotAllowed(res, 'GET');
+      const ids = clientsParam(url, true)!;
+      return streamUpdates(res, store.streamClientUpdates(runId, round, ids));
+    }
+
     // runs/{runId}/rounds/{round}/updates[/{clientId}]
     if ((parts.length === 5 || parts.length === 6) && parts[0] === 'runs' && parts[2] === 'rounds' && parts[4] === 'updates') {
       const runId = runIdParam(parts[1]!);
@@ -125,8 +146,7 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
         return sendNoContent(res);
       }
       if (method !== 'GET') throw methodNotAllowed(res, 'GET');
-      const clients = url.searchParams.get('clients');
-      const ids = clients === null ? undefined : clients === '' ? [] : clients.split(',').map((s) => indexParam('clients', s));
+      const ids = clientsParam(url, false);
       const updates = await storeCall(() => store.getClientUpdates(runId, round, ids));
       return sendUpdates(res, updates);
     }
@@ -183,6 +203,16 @@ function indexParam(name: string, raw: string): number {
   const v = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(v)) throw new HttpFailure(400, `${name} must be an integer >= 0, got ${JSON.stringify(raw.slice(0, 40))}`);
   return v;
+}
+
+/** `?clients=3,0,7` as ids ('' is none); undefined when absent and not required (absent and required: 400). */
+function clientsParam(url: URL, required: boolean): number[] | undefined {
+  const clients = url.searchParams.get('clients');
+  if (clients === null) {
+    if (required) throw new HttpFailure(400, 'the clients query parameter is required (clients=0,3,7)');
+    return undefined;
+  }
+  return clients === '' ? [] : clients.split(',').map((s) => indexParam('clients', s));
 }
 
 function decodeOr400(body: Uint8Array) {
@@ -273,6 +303,35 @@ async function sendUpdates(res: http.ServerResponse, updates: ClientUpdate[]): P
     res.end(END_OF_RECORDS);
   } catch {
     res.destroy(); // headers are out: cutting the stream short is how the client learns (no end mark)
+  }
+}
+
+/**
+ * Streams update records as the store hands them out: the next update is asked of the store only once the socket
+ * took the previous one (a write that returns false waits for 'drain'), so a slow reader holds the server at a
+ * socket's worth of buffers plus the store's read-ahead. The first update is read before the status goes out, so a
+ * store that fails at once answers 500 {error}; a failure after that cuts the answer short (no end mark). When the
+ * client goes away the store's stream is ended (return()), which stops its reads.
+ */
+async function streamUpdates(res: http.ServerResponse, updates: AsyncIterable<ClientUpdate>): Promise<void> {
+  const it = updates[Symbol.asyncIterator]();
+  let next = await storeCall(() => it.next());
+  let gone = false;
+  res.once('close', () => (gone = true));
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  try {
+    while (!next.done) {
+      const [head, blob] = encodeUpdateRecord(next.value);
+      res.write(head);
+      if (!res.write(blob)) await drained(res);
+      if (gone || res.destroyed) return;
+      next = await it.next();
+    }
+    res.end(END_OF_RECORDS);
+  } catch {
+    res.destroy(); // headers are out: cutting the stream short is how the client learns (no end mark)
+  } finally {
+    if (!next.done) await it.return?.().catch(() => undefined);
   }
 }
 

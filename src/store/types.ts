@@ -101,10 +101,22 @@ export interface FunctionStore {
   putClientUpdate(update: ClientUpdate): Promise<void>;
   /** The round's updates sorted by clientId ascending (a fixed order, whatever the arrival order). */
   getClientUpdates(runId: string, round: number, clientIds?: readonly number[]): Promise<ClientUpdate[]>;
+  /**
+   * The round's stored updates of `clientIds` (in any order, duplicates allowed), handed out one at a time in
+   * ascending client id, each once; a client without an update is simply absent. Reads ahead a bounded amount (a
+   * chunk of ids, a socket's buffers), never the whole round, so the caller decides how many updates are held.
+   * Not one snapshot: each chunk is read as the store is at that moment.
+   */
+  streamClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<ClientUpdate>;
 
   /** A client's data partition: indices into the training set. A repeated write replaces. */
   putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void>;
   getPartition(runId: string, clientId: number): Promise<Uint32Array | undefined>;
+  /**
+   * Client id → number of indices of its partition, for those of `clientIds` that have one (absent otherwise),
+   * without reading the indices themselves.
+   */
+  partitionSizes(runId: string, clientIds: readonly number[]): Promise<Map<number, number>>;
 
   close(): Promise<void>;
 }

@@ -152,6 +152,10 @@ describe('client updates', () => {
       getGlobalWeights: async () => undefined,
       putClientUpdate: async (u) => void kept.push(u),
       getClientUpdates: async () => kept,
+      streamClientUpdates: async function* () {
+        yield* kept;
+      },
+      partitionSizes: async () => new Map(),
       putPartition: async () => undefined,
       getPartition: async () => undefined,
       close: async () => undefined,
@@ -238,6 +242,8 @@ describe('errors', () => {
       getGlobalWeights: async () => undefined,
       putClientUpdate: async () => undefined,
       getClientUpdates: async () => [],
+      streamClientUpdates: async function* () {},
+      partitionSizes: async () => new Map(),
       putPartition: async () => undefined,
       getPartition: async () => undefined,
       close: async () => undefined,
