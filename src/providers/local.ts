@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fedkeeperVariables } from '../runtime/action-code.js';
 import { ContainerPool } from '../runtime/container-pool.js';
@@ -76,9 +76,17 @@ export class LocalProvider implements Provider {
     this.file = path.join(opts.stateDir, `${opts.cluster}.json`);
   }
 
+  /** The record as last read, with the file's identity then: an invoke re-reads it only when the file changed. */
+  private cached: { stamp: string; data: Record<string, Deployment> } | undefined;
+
   private async readDeployments(): Promise<Record<string, Deployment>> {
     try {
-      return JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Deployment>;
+      const st = await stat(this.file);
+      const stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+      if (this.cached?.stamp === stamp) return structuredClone(this.cached.data);
+      const data = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Deployment>;
+      this.cached = { stamp, data };
+      return structuredClone(data);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
       throw new ProviderError(`local cluster ${this.cluster}: cannot read its deployment record ${this.file}: ${(e as Error).message}`);

@@ -57,6 +57,11 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const token = randomBytes(32).toString('base64url');
   const tokenDigest = sha256(`Bearer ${token}`);
+  /**
+   * Encoded global weights last served, by run and round (oldest first). Global weights change only through this
+   * endpoint's PUT (the functions write them here), which drops the entry.
+   */
+  const globalCache = new Map<string, Uint8Array>();
   let closing = false;
 
   const server = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
@@ -78,14 +83,24 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
     if (parts.length === 4 && parts[0] === 'runs' && parts[2] === 'global') {
       const runId = runIdParam(parts[1]!);
       const round = indexParam('round', parts[3]!);
+      const key = `${runId}\u0000${round}`;
       if (method === 'GET') {
-        const w = await storeCall(() => store.getGlobalWeights(runId, round));
-        if (!w) throw new HttpFailure(404, `no global weights for run ${runId} round ${round}`, NOT_FOUND_CODE);
-        return sendBinary(res, [encodeWeights(w)]);
+        // Every client of a round asks for the same weights: encoded once, served from memory after.
+        let bytes = globalCache.get(key);
+        if (!bytes) {
+          const w = await storeCall(() => store.getGlobalWeights(runId, round));
+          if (!w) throw new HttpFailure(404, `no global weights for run ${runId} round ${round}`, NOT_FOUND_CODE);
+          bytes = encodeWeights(w);
+          globalCache.set(key, bytes);
+          if (globalCache.size > GLOBAL_CACHE_ENTRIES) globalCache.delete(globalCache.keys().next().value!);
+        }
+        return sendBinary(res, [bytes]);
       }
       if (method === 'PUT') {
         const w = decodeOr400(await readBody(req, maxBodyBytes));
+        globalCache.delete(key);
         await storeCall(() => store.putGlobalWeights(runId, round, w));
+        globalCache.delete(key);
         return sendNoContent(res);
       }
       throw methodNotAllowed(res, 'GET, PUT');
@@ -183,6 +198,9 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
     },
   };
 }
+
+/** Global weights kept encoded in memory: the current round's and the previous one's, a few runs' worth. */
+const GLOBAL_CACHE_ENTRIES = 4;
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();

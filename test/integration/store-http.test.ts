@@ -312,3 +312,22 @@ describe('errors', () => {
     }
   });
 });
+
+test('global weights served from memory are never stale: a PUT through the endpoint replaces what the next GET answers', async () => {
+  const s = new SqliteStore(path.join(tmp, 'cache.db'));
+  const srv = await startStoreServer(s);
+  try {
+    const c = new HttpStore({ url: srv.url, token: srv.token });
+    const w = (v: number): WeightVector => ({ shapes: [[3]], data: new Float32Array([v, v, v]) });
+    await c.putGlobalWeights('cache', 0, w(1));
+    assert.deepEqual([...(await c.getGlobalWeights('cache', 0))!.data], [1, 1, 1]);
+    assert.deepEqual([...(await c.getGlobalWeights('cache', 0))!.data], [1, 1, 1], 'served again (from memory)');
+    await c.putGlobalWeights('cache', 0, w(2));
+    assert.deepEqual([...(await c.getGlobalWeights('cache', 0))!.data], [2, 2, 2]);
+    for (let r = 1; r <= 6; r++) await c.putGlobalWeights('cache', r, w(10 + r));
+    for (let r = 6; r >= 0; r--) assert.equal((await c.getGlobalWeights('cache', r))!.data[0], r === 0 ? 2 : 10 + r);
+  } finally {
+    await srv.close();
+    await s.close();
+  }
+});
