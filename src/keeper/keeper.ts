@@ -41,8 +41,10 @@ export type ProgressEvent =
   | { kind: 'functions_kept'; functions: string[]; users: string }
   | { kind: 'run_started'; runId: string; runDir: string; maxRounds: number; clientsPerRound: number }
   | { kind: 'init_done'; seconds: number; engine: string }
-  | { kind: 'round_started'; round: number; maxRounds: number; selected: number }
-  | { kind: 'client_done'; round: number; done: number; selected: number; failed: number }
+  /** `clusters`: "platform:cluster" → clients of this round placed there. */
+  | { kind: 'round_started'; round: number; maxRounds: number; selected: number; clusters: Record<string, number> }
+  /** `where`: "platform:cluster" of the client that ended; `retries`: re-invocations so far in this round. */
+  | { kind: 'client_done'; round: number; done: number; selected: number; failed: number; where: string; retries: number }
   | { kind: 'round_done'; round: number; maxRounds: number; accuracy: number; loss: number; best: number; totalSeconds: number };
 
 /** Invocations of a round's clients started at once (each waits for the platform's activation id). */
@@ -537,7 +539,13 @@ export class Keeper {
     const selected = selectClients(fl.clients_info.total_num_clients, fl.clients_info.num_clients_per_round, fl.seed, round);
     const before = { ...counters };
     runDir.event('round_started', { round, selected });
-    progress({ kind: 'round_started', round, maxRounds: fl.max_rounds, selected: selected.length });
+    const whereOf = (clientId: number) => {
+      const c = this.plan.clusters.get(this.plan.placement[clientId]!)!;
+      return `${c.platform}:${c.name}`;
+    };
+    const clusters: Record<string, number> = {};
+    for (const c of selected) clusters[whereOf(c)] = (clusters[whereOf(c)] ?? 0) + 1;
+    progress({ kind: 'round_started', round, maxRounds: fl.max_rounds, selected: selected.length, clusters });
     const tStart = Date.now();
     const cpuStart = process.cpuUsage();
 
@@ -589,7 +597,7 @@ export class Keeper {
           (f) => {
             if (f && !closed) {
               finished.set(clientId, f);
-              progress({ kind: 'client_done', round, done: finished.size, selected: selected.length, failed });
+              progress({ kind: 'client_done', round, done: finished.size, selected: selected.length, failed, where: whereOf(clientId), retries: counters.retries - before.retries });
             }
             changed();
           },
