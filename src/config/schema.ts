@@ -214,6 +214,18 @@ const FederatedLearning = strict(
     max_rounds: withDefault(int((n) => n.min(1)), 10),
     seed: withDefault(int((n) => n.min(0).lt(2 ** 32)), 0),
     keep_updates: withDefault(z.boolean(), false),
+    pricing: withDefault(
+      z.record(
+        z.string(),
+        strict({
+          gb_second_usd: maybe(num((n) => n.min(0))),
+          vcpu_second_usd: maybe(num((n) => n.min(0))),
+          per_million_usd: maybe(num((n) => n.min(0))),
+          increment_ms: maybe(num((n) => n.min(1))),
+        }),
+      ),
+      {},
+    ),
   },
   ['mongo_config'],
 );

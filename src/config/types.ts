@@ -118,6 +118,8 @@ export interface FederatedLearningScenario {
   seed: number;
   /** Keep every client update in the store (research that needs them); default: deleted once their round is aggregated. */
   keep_updates: boolean;
+  /** Prices per platform over the defaults of telemetry/cost.ts (USD per GB-s, per vCPU-s, per million; billing increment ms). */
+  pricing: Record<string, { gb_second_usd?: number | undefined; vcpu_second_usd?: number | undefined; per_million_usd?: number | undefined; increment_ms?: number | undefined }>;
 }
 
 export interface FedKeeperConfig {

@@ -31,6 +31,7 @@ import { ActivationTracker, type FinishedInvocation, type InvocationRequest } fr
 import { DeploymentHolds, describeUsers } from './holds.js';
 import { HeldLease, LeaseLostError } from './lease.js';
 import { limiter } from './limit.js';
+import { costByPlatform, priceTable, PRICE_DATE, totalUsd, type PlatformCost, type PlatformPrice } from '../telemetry/cost.js';
 import { storeOfConfig } from './runs-command.js';
 
 export type ProgressEvent =
@@ -450,6 +451,8 @@ export class Keeper {
       summary.call_retries = tracker.callRetries;
       summary.throttled = tracker.throttled;
       summary.keeper_peak_rss_mb = peakRssMb();
+      const byPlatform = this.cost(tracker);
+      summary.cost = { by_platform: byPlatform, total_usd: totalUsd(byPlatform), prices: this.prices(), prices_as_of: PRICE_DATE, note: 'this keeper life\'s activations; list prices, no free tier' };
       summary.keeper_cpu_s = cpuSeconds(process.cpuUsage(cpuAtStart));
       summary.finished_at = new Date().toISOString();
       summary.durations_by_platform = durationsBy(tracker.samples, (x) => x.platform);
@@ -667,6 +670,7 @@ export class Keeper {
       fedavg_s: Number(agg.result.aggSeconds ?? 0),
       eval_s: Number(agg.result.evalSeconds ?? 0),
       keeper_cpu_s: cpuSeconds(process.cpuUsage(cpuStart)),
+      cost_usd: totalUsd(this.cost(tracker, round)),
     });
     runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
@@ -700,6 +704,21 @@ export class Keeper {
       f = await (await tracker.invoke(request(f.request.clientId, f.request.attempt + 1))).done;
     }
     return f;
+  }
+
+  private prices(): Record<string, PlatformPrice> {
+    const given = this.cfg.scenarios.federated_learning.pricing;
+    const clean: Record<string, Partial<PlatformPrice>> = {};
+    for (const [p, v] of Object.entries(given)) clean[p] = Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined)) as Partial<PlatformPrice>;
+    return priceTable(clean);
+  }
+
+  /** Cost per platform of the activations this keeper saw end (of one round, or all). */
+  private cost(tracker: ActivationTracker, round?: number): Record<string, PlatformCost> {
+    const items = tracker.billing
+      .filter((b) => round === undefined || b.round === round)
+      .map((b) => ({ platform: b.platform, durationMs: b.durationMs, memoryMb: this.plan.specs.get(b.cluster)?.find((s) => s.name === b.functionName)?.memoryMb ?? 0 }));
+    return costByPlatform(items, this.prices());
   }
 
   /** How long the keeper waits for an invocation's result: fault_tolerance.invocation_timeout, else the function's timeout + 60 s. */

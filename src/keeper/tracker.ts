@@ -65,6 +65,8 @@ export interface DurationSample {
 
 export class ActivationTracker {
   invocations = 0;
+  /** Every ended activation (server functions and failures too), for the cost of a round: see telemetry/cost.ts. */
+  readonly billing: { round: number; platform: string; cluster: string; functionName: string; durationMs: number }[] = [];
   readonly samples: DurationSample[] = [];
 
   /** Calls retried after a transient platform error (5xx, network); not the throttled ones. */
@@ -234,6 +236,8 @@ export class ActivationTracker {
     const platform = relayed ? String(target.platform) : req.provider.platform;
     const cluster = relayed ? String(target.cluster) : req.provider.cluster;
     const durationS = (done.endTime! - done.startTime) / 1000;
+    const fn = relayed ? String((req.params as { target?: { functionName?: unknown } }).target?.functionName ?? req.functionName) : req.functionName;
+    this.billing.push({ round: req.round, platform, cluster, functionName: fn, durationMs: done.endTime! - done.startTime });
     if (req.clientId >= 0) this.samples.push({ platform, cluster, durationS, coldStart: relayed ? result.relayedColdStart === true : a.coldStart, status: a.status });
     this.runDir.activation(req.round, {
       client_id: req.clientId,

@@ -14,7 +14,7 @@ import { csvLine } from './csv.js';
  * fedavg_s its reading, checking and averaging of the updates (its aggSeconds), eval_s its evaluation of the new
  * global model on the test set (its evalSeconds).
  */
-export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures', 'fedavg_s', 'eval_s', 'keeper_cpu_s'] as const;
+export const ROUND_COLUMNS = ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients', 'dropped', 'samples', 'retries', 'failures', 'fedavg_s', 'eval_s', 'keeper_cpu_s', 'cost_usd'] as const;
 export const ACTIVATION_COLUMNS = [
   'client_id',
   'function',

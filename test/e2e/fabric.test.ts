@@ -94,6 +94,11 @@ test('FL over two OpenWhisk clusters and GCF: rows name platform and cluster, pe
   assert.deepEqual(Object.keys(s.durations_by_cluster).sort(), ['google:gcf', 'openwhisk:cloud', 'openwhisk:edge']);
   assert.equal(s.durations_by_cluster['openwhisk:edge'].activations, 4);
   assert.ok(s.durations_by_cluster['openwhisk:edge'].cold_starts >= 1);
+  // What it would cost at list prices: OpenWhisk and Cloud Functions bill GB-seconds, every activation counted.
+  assert.deepEqual(Object.keys(s.cost.by_platform).sort(), ['google', 'openwhisk']);
+  assert.ok(s.cost.by_platform.openwhisk.usd > 0 && s.cost.by_platform.google.usd > 0, JSON.stringify(s.cost));
+  assert.ok(s.cost.by_platform.google.invocations >= 2 * s.rounds, 'two GCF clients a round (and any re-invocation)');
+  assert.ok(Math.abs(s.cost.total_usd - s.cost.by_platform.openwhisk.usd - s.cost.by_platform.google.usd) < 1e-7);
 
   const [head, ...rows] = readFileSync(path.join(dir, 'activations', '1.csv'), 'utf8').trim().split('\n');
   const cols = head!.split(',');

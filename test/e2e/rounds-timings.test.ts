@@ -39,7 +39,7 @@ scenarios:
   const dir = /results: (.+)/.exec(r.stdout)![1]!.trim();
   const [head, ...rows] = readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
   assert.deepEqual(head!.slice(0, 8), ['round', 'accuracy', 'loss', 'invoke_s', 'train_s', 'agg_s', 'total_s', 'clients'], 'older columns keep their places');
-  assert.deepEqual(head!.slice(-3), ['fedavg_s', 'eval_s', 'keeper_cpu_s']);
+  assert.deepEqual(head!.slice(-4), ['fedavg_s', 'eval_s', 'keeper_cpu_s', 'cost_usd']);
   assert.equal(rows.length, 2);
   for (const row of rows) {
     const v = Object.fromEntries(row.map((x, i) => [head![i]!, Number(x)]));

@@ -28,19 +28,20 @@ const row = (round: number): RoundRow => ({
   fedavg_s: 0.25,
   eval_s: 0.75,
   keeper_cpu_s: 0.125,
+  cost_usd: 0.001,
 });
 
 const lines = (dir: string) => fs.readFileSync(path.join(dir, 'rounds.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
 
-test('rounds.csv: fedavg_s, eval_s and keeper_cpu_s come last, after the columns index-based readers know', () => {
+test('rounds.csv: fedavg_s, eval_s, keeper_cpu_s and cost_usd come last, after the columns index-based readers know', () => {
   const dir = path.join(tmp, 'new');
   const rd = RunDirectory.create(dir);
   rd.round(row(1));
   const [head, first] = lines(dir);
-  assert.deepEqual(head, [...OLDER, 'fedavg_s', 'eval_s', 'keeper_cpu_s']);
+  assert.deepEqual(head, [...OLDER, 'fedavg_s', 'eval_s', 'keeper_cpu_s', 'cost_usd']);
   assert.deepEqual(head, [...ROUND_COLUMNS]);
   assert.equal(first![7], '4', 'clients still at index 7');
-  assert.deepEqual(first!.slice(-3), ['0.25', '0.75', '0.125']);
+  assert.deepEqual(first!.slice(-4), ['0.25', '0.75', '0.125', '0.001']);
   assert.deepEqual(rd.readRounds()[0]!.eval_s, '0.75');
 });
 
@@ -59,5 +60,5 @@ test('a resumed run written by an older version keeps its header: rows get exact
   const cur = path.join(tmp, 'current');
   RunDirectory.create(cur).round(row(1));
   RunDirectory.open(cur).round(row(2));
-  assert.deepEqual(lines(cur)[2]!.slice(-3), ['0.25', '0.75', '0.125']);
+  assert.deepEqual(lines(cur)[2]!.slice(-4), ['0.25', '0.75', '0.125', '0.001']);
 });
