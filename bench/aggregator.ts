@@ -15,7 +15,14 @@
  * accumulation alone (fedavg_s), the evaluation (eval_s), the whole handler call, and the process's peak RSS (see
  * peakRssMB). The children run the wasm engine function packages run (FEDKEEPER_NATIVE=0) unless --native.
  *
- *   node dist/bench/aggregator.js [--clients 100,1000] [--test-fraction 0.2] [--native] [--skip-all-at-once]
+ * The test set: the embedded 10,000 digits split by --test-fraction (0.2: 8,000 to train, 2,000 to test), or with
+ * --test-images T, gzipped IDX files written to the temp directory as the paper setup reads Fashion-MNIST's: T test
+ * images (all 10,000 embedded digits, repeated past 10,000, as unsigned bytes) and the 8,000 training digits.
+ *
+ *   node dist/bench/aggregator.js [--clients 100,1000] [--test-fraction 0.2 | --test-images 10000] [--native]
+ *                                 [--skip-all-at-once]
+ *
+ * Its last line is `BENCH_JSON {...}` (bench/table.ts): per N the figures above, for bench/run.ts.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,6 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { FedAvgAccumulator } from '../src/fl/accumulator.js';
 import { fedAvg } from '../src/fl/fedavg.js';
 import { mulberry32 } from '../src/fl/rng.js';
@@ -32,10 +40,11 @@ import type { WeightVector } from '../src/fl/weights.js';
 import { handler } from '../src/functions/fl-server-aggregator.js';
 import type { AggregatorParams, ModelParamsSpec } from '../src/functions/params.js';
 import { storeFor } from '../src/functions/shared.js';
-import { loadDataset } from '../src/ml/datasets.js';
+import { encodeIdxLabels, loadDataset, type DatasetSpec } from '../src/ml/datasets.js';
 import { currentEngine, evaluate, initEngine, initialWeights } from '../src/ml/index.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { startStoreServer } from '../src/store/store-server.js';
+import { benchJsonLine } from './table.js';
 
 const MODEL: ModelParamsSpec = { model: 'cnn', inputShape: [28, 28, 1], hiddenSize: 0, numClasses: 10 };
 const RUN = 'bench-agg';
@@ -194,10 +203,66 @@ function runChild(job: ChildJob, native: boolean): Promise<ChildReport> {
   });
 }
 
+/** An IDX image file of unsigned bytes (magic 0x00000803), as MNIST and Fashion-MNIST ship. */
+function encodeIdxByteImages(x: Float32Array, n: number, h: number, w: number): Uint8Array {
+  const out = new Uint8Array(16 + n * h * w);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 0x00000803);
+  v.setUint32(4, n);
+  v.setUint32(8, h);
+  v.setUint32(12, w);
+  for (let i = 0; i < n * h * w; i++) out[16 + i] = Math.max(0, Math.min(255, Math.round(x[i]! * 255)));
+  return out;
+}
+
+/**
+ * Gzipped IDX files in `dir`: `testImages` test images (the 10,000 embedded digits, train part then test part,
+ * repeated as needed) and the 8,000 embedded training digits (the partitions above index into those).
+ */
+async function writeIdxDataset(dir: string, testImages: number): Promise<DatasetSpec> {
+  const d = await loadDataset({ dataset: 'mnist', test_fraction: 0.2 });
+  const dim = 28 * 28;
+  const allX = new Float32Array((d.train.n + d.test.n) * dim);
+  allX.set(d.train.x);
+  allX.set(d.test.x, d.train.x.length);
+  const allY = Uint8Array.from([...d.train.y, ...d.test.y]);
+  const all = d.train.n + d.test.n;
+  const testX = new Float32Array(testImages * dim);
+  const testY = new Uint8Array(testImages);
+  for (let i = 0; i < testImages; i++) {
+    testX.set(allX.subarray((i % all) * dim, ((i % all) + 1) * dim), i * dim);
+    testY[i] = allY[i % all]!;
+  }
+  const spec = {
+    dataset: 'idx' as const,
+    train_images_url: path.join(dir, 'train-images-idx3-ubyte.gz'),
+    train_labels_url: path.join(dir, 'train-labels-idx1-ubyte.gz'),
+    test_images_url: path.join(dir, 't10k-images-idx3-ubyte.gz'),
+    test_labels_url: path.join(dir, 't10k-labels-idx1-ubyte.gz'),
+  };
+  fs.writeFileSync(spec.train_images_url, gzipSync(encodeIdxByteImages(d.train.x, d.train.n, 28, 28)));
+  fs.writeFileSync(spec.train_labels_url, gzipSync(encodeIdxLabels(d.train.y)));
+  fs.writeFileSync(spec.test_images_url, gzipSync(encodeIdxByteImages(testX, testImages, 28, 28)));
+  fs.writeFileSync(spec.test_labels_url, gzipSync(encodeIdxLabels(testY)));
+  return spec;
+}
+
+/** What bench/run.ts reads per N. */
+interface JsonN {
+  n: number;
+  engine: string;
+  testSamples: number;
+  accuracy: number;
+  accumulatorS: number;
+  baselineS: number;
+  paths: { mode: Mode; stepS: number | null; aggS: number | null; fedavgS: number | null; evalS: number; seconds: number | null; rssMB: number }[];
+}
+const jsonN: JsonN[] = [];
+
 const sha = (w: WeightVector | undefined) => (w ? createHash('sha256').update(w.data).digest('hex').slice(0, 16) : 'none');
 const s = (x: unknown) => Number(x).toFixed(3).padStart(8);
 
-async function benchN(n: number, opts: { testFraction: number; native: boolean; allAtOnce: boolean }): Promise<void> {
+async function benchN(n: number, opts: { testFraction: number; testImages: number | undefined; native: boolean; allAtOnce: boolean }): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fk-bench-agg-'));
   const sqlite = new SqliteStore(path.join(dir, 'store.sqlite'));
   try {
@@ -216,7 +281,7 @@ async function benchN(n: number, opts: { testFraction: number; native: boolean; 
       const params: AggregatorParams = {
         runId: RUN,
         store: { type: 'http', url: server.url, token: server.token },
-        dataset: { dataset: 'mnist', test_fraction: opts.testFraction },
+        dataset: opts.testImages ? await writeIdxDataset(dir, opts.testImages) : { dataset: 'mnist', test_fraction: opts.testFraction },
         model: MODEL,
         round: 1,
         clientIds,
@@ -244,6 +309,23 @@ async function benchN(n: number, opts: { testFraction: number; native: boolean; 
         const step = r.mode === 'eval-only' ? dash(15) : s(r.wallSeconds).padStart(15);
         console.log(`${r.mode.padEnd(12)}  ${agg}  ${fa}  ${s(r.result.evalSeconds)}  ${step}  ${r.maxRssMB.toFixed(0).padStart(12)}`);
       }
+      jsonN.push({
+        n,
+        engine: st.engine,
+        testSamples: Number(st.result.testSamples),
+        accuracy: Number(st.result.accuracy),
+        accumulatorS: acc,
+        baselineS: base,
+        paths: reports.map((r) => ({
+          mode: r.mode,
+          stepS: r.mode === 'eval-only' ? null : r.wallSeconds,
+          aggS: r.mode === 'eval-only' ? null : Number(r.result.aggSeconds),
+          fedavgS: r.mode === 'eval-only' ? null : Number(r.result.fedavgSeconds),
+          evalS: Number(r.result.evalSeconds),
+          seconds: r.mode === 'eval-only' ? Number(r.result.seconds) : r.wallSeconds,
+          rssMB: r.maxRssMB,
+        })),
+      });
       if (shas.length > 1) console.log(`new global weights identical on both paths: ${shas.every((x) => x === shas[0]) ? 'yes' : `NO (${shas.join(' vs ')})`}`);
     } finally {
       await server.close();
@@ -259,6 +341,7 @@ const { values } = parseArgs({
     child: { type: 'string' },
     clients: { type: 'string', default: '100,1000' },
     'test-fraction': { type: 'string', default: '0.2' },
+    'test-images': { type: 'string' },
     native: { type: 'boolean', default: false },
     'skip-all-at-once': { type: 'boolean', default: false },
   },
@@ -267,7 +350,10 @@ const { values } = parseArgs({
 if (values.child !== undefined) {
   await child(JSON.parse(values.child) as ChildJob);
 } else {
-  const opts = { testFraction: Number(values['test-fraction']), native: values.native!, allAtOnce: !values['skip-all-at-once'] };
+  const testImages = values['test-images'] !== undefined ? Number(values['test-images']) : undefined;
+  if (testImages !== undefined && !(Number.isInteger(testImages) && testImages > 0)) throw new Error(`--test-images: expected a whole number > 0, got ${values['test-images']}`);
+  const opts = { testFraction: Number(values['test-fraction']), testImages, native: values.native!, allAtOnce: !values['skip-all-at-once'] };
   console.log(`aggregator bench: node ${process.version}, ${os.cpus().length} cpus, clients ${values.clients}; each path in its own child process`);
   for (const n of values.clients!.split(',').map(Number)) await benchN(n, opts);
+  console.log(benchJsonLine('aggregator', { native: opts.native, testImages: testImages ?? null, testFraction: testImages ? null : opts.testFraction, results: jsonN }));
 }

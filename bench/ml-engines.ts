@@ -8,6 +8,8 @@
  *
  *   node dist/bench/ml-engines.js [--samples N] [--repeats R] [--engines stock,wasm,native] [--models cnn,mnistnn]
  *                                 [--batches 10,32] [--threads 1,2]
+ *
+ * Its last line is `BENCH_JSON {...}` (bench/table.ts): every row's figures, for bench/run.ts.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -15,6 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine, initialWeights, mulberry32, trainLocal, useKernelSet, type KernelSet, type ModelSpec } from '../src/ml/index.js';
 import { loadNative } from '../src/ml/native.js';
 import { median, synthetic } from './synthetic.js';
+import { benchJsonLine } from './table.js';
 
 const { values } = parseArgs({
   options: {
@@ -96,6 +99,7 @@ const fmt = (v: number | null, d = 0) => (v === null ? '-' : v.toFixed(d));
 const info = await initEngine();
 if (info.engine === 'tfjs-node') {
   console.log('engine tfjs-node: this benchmark compares the wasm kernel sets; uninstall @tensorflow/tfjs-node to run it');
+  console.log(benchJsonLine('ml-engines', { skipped: 'engine tfjs-node' }));
   process.exit(0);
 }
 const defaultThreads = native.ok ? native.threads : 1;
@@ -112,6 +116,20 @@ if (native.ok) {
   const probes = (c.probes ?? []).map((p) => `${p.core ?? `default=${p.corename ?? '?'}`} ${p.correct ? `${((p.seconds ?? 0) * 1000).toFixed(1)} ms` : `ruled out (${p.error ?? '?'})`}`);
   console.log(`BLAS core: ${c.core ?? '(OpenBLAS default)'} [${c.source}${c.cached ? ', cached' : ''}]: ${c.reason}${probes.length ? `; probes: ${probes.join(', ')}` : ''}`);
 }
+interface JsonRow {
+  engine: KernelSet;
+  threads: number;
+  model: string;
+  batch: number;
+  samplesPerSec: number;
+  bestSamplesPerSec: number;
+  flopsPerSample: number;
+  gflops: number;
+  blas1: number | null;
+  blasN: number | null;
+  setGflops: number;
+}
+const jsonRows: JsonRow[] = [];
 console.log(`${samples} samples per run, median of ${repeats} runs after a warm-up run, 1 local epoch, adam 1e-3`);
 console.log('');
 console.log(
@@ -146,6 +164,7 @@ for (const set of engines) {
         }
         const rate = median(rates);
         const gf = (rate * trainFlops(spec)) / 1e9;
+        jsonRows.push({ engine: set, threads, model: name, batch: batchSize, samplesPerSec: rate, bestSamplesPerSec: Math.max(...rates), flopsPerSample: trainFlops(spec), gflops: gf, blas1, blasN, setGflops: wasmMm });
         console.log(
           `${label.padEnd(16)} ${name.padEnd(8)} ${String(batchSize).padStart(5)}  ${fmt(rate).padStart(9)}  ${fmt(Math.max(...rates)).padStart(6)}  ` +
             `${fmt(gf, 1).padStart(7)} | ${' '.repeat(18)}${fmt(blas1, 0).padStart(6)}  ${fmt(blasN, 0).padStart(6)}  ${fmt(wasmMm, 0).padStart(5)} | ` +
@@ -156,3 +175,11 @@ for (const set of engines) {
   }
 }
 if (native.ok) native.addon.setThreads(defaultThreads);
+console.log(
+  benchJsonLine('ml-engines', {
+    samples,
+    repeats,
+    native: native.ok ? { ok: true, blas: native.blas, core: native.blasChoice.core ?? native.blasChoice.defaultCore ?? null, source: native.blasChoice.source, threads: defaultThreads } : { ok: false, reason: native.reason },
+    rows: jsonRows,
+  }),
+);
