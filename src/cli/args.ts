@@ -12,6 +12,8 @@ export interface CliArgs {
   debug: boolean;
   /** `run|start --resume RUN_DIR` */
   resume?: string;
+  /** `run|start --metrics [PORT]`: serve Prometheus metrics on 127.0.0.1:PORT (0: a free port). */
+  metricsPort?: number;
   /** `functions deploy|remove …` */
   functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
   /** `package -c CONFIG [-f FN1,FN2] [-o DIR]` */
@@ -32,6 +34,7 @@ export const USAGE = `usage: fedkeeper <command> -c CONFIG [--debug]
 commands:
   run        deploy the functions, run federated learning, write the run directory, remove the functions
              run|start --resume RUN_DIR [-c CONFIG] continues an interrupted run from its last completed round
+             run|start --metrics [PORT] serves Prometheus metrics on http://127.0.0.1:PORT/metrics (default: a free port)
   deploy     create the FL functions on every cluster of the config
   start      run federated learning on the deployed functions
   remove     delete the FL functions from every cluster of the config
@@ -143,7 +146,11 @@ export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'package') return parsePackage(argv.slice(1));
   if (argv[0] === 'runs') return parseRuns(argv.slice(1));
   if (argv[0] === 'report') return parseReport(argv.slice(1));
+  // --metrics takes an optional port: a bare --metrics means a free one.
+  const mi = argv.indexOf('--metrics');
+  if (mi >= 0 && !/^\d+$/.test(argv[mi + 1] ?? '')) argv = [...argv.slice(0, mi + 1), '0', ...argv.slice(mi + 1)];
   const parsed = strictArgs(argv, {
+    metrics: { type: 'string' },
     config: { type: 'string', short: 'c' },
     deploy: { type: 'boolean', short: 'd' },
     remove: { type: 'boolean', short: 'r' },
@@ -175,7 +182,14 @@ export function parseCli(argv: string[]): CliArgs {
   if (command === 'help') return { command, debug };
   if (command === 'report') throw new UsageError('usage: fedkeeper report RUN_DIR [RUN_DIR …] [-o FILE] (the command first, then the run directories)');
   if (values.resume !== undefined && command !== 'run' && command !== 'start') throw new UsageError(`--resume goes with run or start, not ${command}`);
-  if (values.resume !== undefined) return { command, ...(values.config ? { config: values.config } : {}), debug, resume: values.resume };
+  let metrics: { metricsPort?: number } = {};
+  if (values.metrics !== undefined) {
+    if (command !== 'run' && command !== 'start') throw new UsageError(`--metrics goes with run or start, not ${command}`);
+    const port = Number(values.metrics);
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new UsageError(`--metrics ${values.metrics}: expected a port 0–65535 (0 or none: a free port)`);
+    metrics = { metricsPort: port };
+  }
+  if (values.resume !== undefined) return { command, ...(values.config ? { config: values.config } : {}), debug, resume: values.resume, ...metrics };
   if (!values.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} -c CONFIG`);
-  return { command, config: values.config, debug };
+  return { command, config: values.config, debug, ...metrics };
 }

@@ -9,6 +9,7 @@ import { packageCommand } from '../keeper/package-command.js';
 import { DEFAULT_STORE, listRunsCommand, removeRunsCommand, storeOfConfig, storeSpecOf } from '../keeper/runs-command.js';
 import { Keeper } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
+import { RunMetrics, serveMetrics, type MetricsServer } from '../telemetry/metrics.js';
 import { writeReport } from '../report/index.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,7 @@ function configOfRun(dir: string): string {
 async function main(argv: string[]): Promise<number> {
   let args: CliArgs = { command: 'help', debug: argv.includes('--debug') };
   let keeper: Keeper | undefined;
+  let metricsServer: MetricsServer | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     process.stderr.write(`\nfedkeeper: ${sig} received, stopping\n`);
     void (keeper ? keeper.interrupt().finally(() => keeper!.close()) : Promise.resolve()).finally(() => process.exit(130));
@@ -75,7 +77,17 @@ async function main(argv: string[]): Promise<number> {
       for (const line of await packageCommand(cfg, args.package!.functions, '.fedkeeper', args.package!.outDir)) process.stdout.write(`${line}\n`);
       return 0;
     }
-    keeper = await Keeper.open(cfg, { onProgress: consoleProgress(), configFile: args.config ?? configOfRun(args.resume!) });
+    let metrics: RunMetrics | undefined;
+    if (args.metricsPort !== undefined) {
+      metrics = new RunMetrics();
+      try {
+        metricsServer = await serveMetrics(metrics, args.metricsPort);
+      } catch (e) {
+        throw new UsageError(`--metrics ${args.metricsPort}: cannot listen on 127.0.0.1:${args.metricsPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another port, or none for a free one`);
+      }
+      process.stdout.write(`metrics: ${metricsServer.url}\n`);
+    }
+    keeper = await Keeper.open(cfg, { onProgress: consoleProgress(), configFile: args.config ?? configOfRun(args.resume!), ...(metrics ? { metrics } : {}) });
     switch (args.command) {
       case 'deploy':
         for (const f of await keeper.deploy()) process.stdout.write(`deployed ${f}\n`);
@@ -108,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
     return exitCodeOf(e);
   } finally {
     await keeper?.close();
+    await metricsServer?.close();
   }
 }
 

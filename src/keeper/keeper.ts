@@ -31,6 +31,7 @@ import { ActivationTracker, type FinishedInvocation, type InvocationRequest } fr
 import { DeploymentHolds, describeUsers } from './holds.js';
 import { HeldLease, LeaseLostError } from './lease.js';
 import { limiter } from './limit.js';
+import type { RunMetrics } from '../telemetry/metrics.js';
 import { costByPlatform, priceTable, PRICE_DATE, totalUsd, type PlatformCost, type PlatformPrice } from '../telemetry/cost.js';
 import { storeOfConfig } from './runs-command.js';
 
@@ -59,6 +60,8 @@ export interface KeeperOptions {
   configFile?: string;
   /** Attempts per client invocation before the round fails; default fault_tolerance.max_attempts. */
   maxAttempts?: number;
+  /** The run's Prometheus metrics (telemetry/metrics.ts), updated as activations and rounds end. */
+  metrics?: RunMetrics;
 }
 
 export interface RunSummary {
@@ -388,6 +391,7 @@ export class Keeper {
     const progress = this.opts.onProgress ?? (() => {});
     const ft = fl.fault_tolerance;
     const tracker = new ActivationTracker(store, runDir, runId, { retries: ft.call_retries, backoff: (n) => backoffMs(n, ft.backoff_initial, ft.backoff_max) });
+    tracker.observer = this.opts.metrics;
     const common: CommonParams = { runId, store: fn.store, dataset: fn.dataset, model: pre.model };
     const server = this.provider(this.plan.serverCluster);
     const counters = { retries: 0, failures: 0 };
@@ -673,6 +677,7 @@ export class Keeper {
       cost_usd: totalUsd(this.cost(tracker, round)),
     });
     runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
+    this.opts.metrics?.roundDone({ round, accuracy, loss, invoke_s: (tInvoked - tStart) / 1000, train_s: (tTrained - tInvoked) / 1000, agg_s: (tEnd - tTrained) / 1000, total_s: (tEnd - tStart) / 1000, retries: counters.retries - before.retries });
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
   }
 

@@ -65,6 +65,8 @@ export interface DurationSample {
 
 export class ActivationTracker {
   invocations = 0;
+  /** Told of every ended activation and throttled call (the run's Prometheus metrics, when served). */
+  observer: { activation(a: { platform: string; cluster: string; functionName: string; status: string; durationS: number }): void; throttledCall(): void } | undefined;
   /** Every ended activation (server functions and failures too), for the cost of a round: see telemetry/cost.ts. */
   readonly billing: { round: number; platform: string; cluster: string; functionName: string; durationMs: number }[] = [];
   readonly samples: DurationSample[] = [];
@@ -101,6 +103,7 @@ export class ActivationTracker {
         if (e instanceof ThrottledError) {
           if (this.stopped) throw new ProviderError(`${label}: the run ended while the platform was throttling this call (${e.message})`, 1);
           this.throttled++;
+          this.observer?.throttledCall();
           throttledTimes++;
           const waitMs = Math.max(0, e.retryAfterMs ?? (this.calls.throttleBackoff ?? throttleBackoffMs)(throttledTimes));
           this.runDir.event('call_throttled', { call: label, times: throttledTimes, wait_ms: waitMs, error: e.message });
@@ -238,6 +241,7 @@ export class ActivationTracker {
     const durationS = (done.endTime! - done.startTime) / 1000;
     const fn = relayed ? String((req.params as { target?: { functionName?: unknown } }).target?.functionName ?? req.functionName) : req.functionName;
     this.billing.push({ round: req.round, platform, cluster, functionName: fn, durationMs: done.endTime! - done.startTime });
+    this.observer?.activation({ platform, cluster, functionName: fn, status: a.status, durationS });
     if (req.clientId >= 0) this.samples.push({ platform, cluster, durationS, coldStart: relayed ? result.relayedColdStart === true : a.coldStart, status: a.status });
     this.runDir.activation(req.round, {
       client_id: req.clientId,

@@ -162,6 +162,8 @@ test('bad input: one line, exit 2, no run directory', async (t) => {
     ['runs with a store URL that is not PostgreSQL', ['runs', '--store', 'mysql://u:secret@h/db'], /--store mysql:\/\/u:\*\*\*@h\/db: expected a postgres:\/\/ URL or the path of a SQLite store file/],
     ['runs with both a config and a store', ['runs', '-c', 'x.yaml', '--store', 's.sqlite'], /name the store once/],
     ['runs rm without run ids', ['runs', 'rm'], /name the runs to delete/],
+    ['--metrics with a port that is none', ['run', '-c', 'x.yaml', '--metrics', '70000'], /--metrics 70000: expected a port 0–65535/],
+    ['--metrics with deploy', ['deploy', '-c', 'x.yaml', '--metrics'], /--metrics goes with run or start, not deploy/],
     ['a negative price', ['run', '-c', tinyConfig('badprice', { fl: '    pricing: { lambda: { gb_second_usd: -1 } }\n' })], /scenarios\.federated_learning\.pricing\.lambda\.gb_second_usd: expected at least 0, found -1/],
   ];
   for (const [name, args, msg] of cases) {
