@@ -56,8 +56,6 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
         });
         return {
           ...metrics,
-          relayedPlatform: target.platform,
-          relayedCluster: target.cluster,
           relayedActivationId: activationId,
           relayedColdStart: a.coldStart,
           ...(a.instance !== undefined ? { relayedInstance: a.instance } : {}),

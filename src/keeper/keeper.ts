@@ -138,7 +138,7 @@ export class Keeper {
     for (const cluster of this.plan.specs.keys()) existed.set(cluster, new Set(await this.provider(cluster).list()));
     const created: { cluster: string; name: string }[] = [];
     const done: string[] = [];
-    const inUse = this.holds!.users(work.map((w) => this.target(w.cluster, w.spec.name)));
+    const inUse = this.registry().users(work.map((w) => this.target(w.cluster, w.spec.name)));
     try {
       for (const { cluster, spec } of work) {
         const p = this.provider(cluster);
@@ -207,10 +207,14 @@ export class Keeper {
     return [...this.plan.specs].flatMap(([cluster, specs]) => specs.map((s) => this.target(cluster, s.name)));
   }
 
+  /** The registry of which live keepers use which deployed functions (holds.ts), opened on first use. */
+  private registry(): DeploymentHolds {
+    return (this.holds ??= DeploymentHolds.open(this.opts.stateDir));
+  }
+
   /** Registers this keeper as a user of the plan's functions until close() (see holds.ts). */
   private async holdFunctions(): Promise<void> {
-    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
-    await this.holds.hold(this.targets());
+    await this.registry().hold(this.targets());
   }
 
   /**
@@ -218,8 +222,7 @@ export class Keeper {
    * `fedkeeper remove` asks for); such a function's line says which runs used it.
    */
   async remove(): Promise<string[]> {
-    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
-    const users = this.holds.users(this.targets());
+    const users = this.registry().users(this.targets());
     const done: string[] = [];
     for (const [cluster, specs] of this.plan.specs) {
       const p = this.provider(cluster);
@@ -237,8 +240,7 @@ export class Keeper {
    * runs that use them (the last of them removes them).
    */
   private async removeUnused(): Promise<string[]> {
-    this.holds ??= DeploymentHolds.open(this.opts.stateDir);
-    const rel = this.holds.release(this.targets());
+    const rel = this.registry().release(this.targets());
     const done: string[] = [];
     try {
       for (const [cluster, specs] of this.plan.specs) {
@@ -307,13 +309,13 @@ export class Keeper {
       access = await this.functionStore(store);
       const fn = { store: access.spec, dataset: await this.functionDataset(pre.dataset) };
       if (claimed) {
-        this.holds!.setRun(claimed.runId);
+        this.registry().setRun(claimed.runId);
         return await this.execute(store, claimed.runId, claimed.runDir, pre, fn, true);
       }
       const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
       const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
       runDir.writeText('run.json', JSON.stringify({ run_id: runId, config_file: this.opts.configFile ? path.resolve(this.opts.configFile) : null, started_at: new Date().toISOString() }, null, 2) + '\n');
-      this.holds!.setRun(runId);
+      this.registry().setRun(runId);
       return await this.execute(store, runId, runDir, pre, fn, false);
     } finally {
       await access?.close();
