@@ -14,6 +14,8 @@ export interface CliArgs {
   resume?: string;
   /** `run|start --metrics [PORT]`: serve Prometheus metrics on 127.0.0.1:PORT (0: a free port). */
   metricsPort?: number;
+  /** `run|start --ui [PORT]`: serve the live dashboard on 127.0.0.1:PORT (0: a free port). */
+  uiPort?: number;
   /** `functions deploy|remove …` */
   functions?: { action: 'deploy' | 'remove'; scenario: string; functions: string[]; targets: 'all' | string[]; invoke: boolean };
   /** `package -c CONFIG [-f FN1,FN2] [-o DIR]` */
@@ -35,6 +37,7 @@ commands:
   run        deploy the functions, run federated learning, write the run directory, remove the functions
              run|start --resume RUN_DIR [-c CONFIG] continues an interrupted run from its last completed round
              run|start --metrics [PORT] serves Prometheus metrics on http://127.0.0.1:PORT/metrics (default: a free port)
+             run|start --ui [PORT] serves a live dashboard of the run on http://127.0.0.1:PORT/ (default: a free port)
   deploy     create the FL functions on every cluster of the config
   start      run federated learning on the deployed functions
   remove     delete the FL functions from every cluster of the config
@@ -146,11 +149,14 @@ export function parseCli(argv: string[]): CliArgs {
   if (argv[0] === 'package') return parsePackage(argv.slice(1));
   if (argv[0] === 'runs') return parseRuns(argv.slice(1));
   if (argv[0] === 'report') return parseReport(argv.slice(1));
-  // --metrics takes an optional port: a bare --metrics means a free one.
-  const mi = argv.indexOf('--metrics');
-  if (mi >= 0 && !/^\d+$/.test(argv[mi + 1] ?? '')) argv = [...argv.slice(0, mi + 1), '0', ...argv.slice(mi + 1)];
+  // --metrics and --ui take an optional port: a bare flag means a free one.
+  for (const flag of ['--metrics', '--ui']) {
+    const i = argv.indexOf(flag);
+    if (i >= 0 && !/^\d+$/.test(argv[i + 1] ?? '')) argv = [...argv.slice(0, i + 1), '0', ...argv.slice(i + 1)];
+  }
   const parsed = strictArgs(argv, {
     metrics: { type: 'string' },
+    ui: { type: 'string' },
     config: { type: 'string', short: 'c' },
     deploy: { type: 'boolean', short: 'd' },
     remove: { type: 'boolean', short: 'r' },
@@ -182,12 +188,13 @@ export function parseCli(argv: string[]): CliArgs {
   if (command === 'help') return { command, debug };
   if (command === 'report') throw new UsageError('usage: fedkeeper report RUN_DIR [RUN_DIR …] [-o FILE] (the command first, then the run directories)');
   if (values.resume !== undefined && command !== 'run' && command !== 'start') throw new UsageError(`--resume goes with run or start, not ${command}`);
-  let metrics: { metricsPort?: number } = {};
-  if (values.metrics !== undefined) {
-    if (command !== 'run' && command !== 'start') throw new UsageError(`--metrics goes with run or start, not ${command}`);
-    const port = Number(values.metrics);
-    if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new UsageError(`--metrics ${values.metrics}: expected a port 0–65535 (0 or none: a free port)`);
-    metrics = { metricsPort: port };
+  const metrics: { metricsPort?: number; uiPort?: number } = {};
+  for (const [flag, value, key] of [['--metrics', values.metrics, 'metricsPort'], ['--ui', values.ui, 'uiPort']] as const) {
+    if (value === undefined) continue;
+    if (command !== 'run' && command !== 'start') throw new UsageError(`${flag} goes with run or start, not ${command}`);
+    const port = Number(value);
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new UsageError(`${flag} ${value}: expected a port 0–65535 (0 or none: a free port)`);
+    metrics[key] = port;
   }
   if (values.resume !== undefined) return { command, ...(values.config ? { config: values.config } : {}), debug, resume: values.resume, ...metrics };
   if (!values.config) throw new UsageError(`${command} needs a config: fedkeeper ${command} -c CONFIG`);

@@ -7,9 +7,10 @@ import { fabricUp } from './fabric-up.js';
 import { runFunctionsCommand } from '../keeper/functions-command.js';
 import { packageCommand } from '../keeper/package-command.js';
 import { DEFAULT_STORE, listRunsCommand, removeRunsCommand, storeOfConfig, storeSpecOf } from '../keeper/runs-command.js';
-import { Keeper } from '../keeper/keeper.js';
+import { Keeper, type ProgressEvent } from '../keeper/keeper.js';
 import { consoleProgress } from '../telemetry/progress.js';
 import { RunMetrics, serveMetrics, type MetricsServer } from '../telemetry/metrics.js';
+import { LiveDashboard } from '../telemetry/live.js';
 import { writeReport } from '../report/index.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { readFileSync } from 'node:fs';
@@ -31,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
   let args: CliArgs = { command: 'help', debug: argv.includes('--debug') };
   let keeper: Keeper | undefined;
   let metricsServer: MetricsServer | undefined;
+  let dashboard: LiveDashboard | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     process.stderr.write(`\nfedkeeper: ${sig} received, stopping\n`);
     void (keeper ? keeper.interrupt().finally(() => keeper!.close()) : Promise.resolve()).finally(() => process.exit(130));
@@ -87,7 +89,18 @@ async function main(argv: string[]): Promise<number> {
       }
       process.stdout.write(`metrics: ${metricsServer.url}\n`);
     }
-    keeper = await Keeper.open(cfg, { onProgress: consoleProgress(), configFile: args.config ?? configOfRun(args.resume!), ...(metrics ? { metrics } : {}) });
+    if (args.uiPort !== undefined) {
+      const d = new LiveDashboard();
+      try {
+        process.stdout.write(`dashboard: ${await d.listen(args.uiPort)}\n`);
+      } catch (e) {
+        throw new UsageError(`--ui ${args.uiPort}: cannot listen on 127.0.0.1:${args.uiPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another port, or none for a free one`);
+      }
+      dashboard = d;
+    }
+    const onConsole = consoleProgress();
+    const onProgress = dashboard ? (e: ProgressEvent) => (onConsole(e), dashboard!.observe(e)) : onConsole;
+    keeper = await Keeper.open(cfg, { onProgress, configFile: args.config ?? configOfRun(args.resume!), ...(metrics ? { metrics } : {}) });
     switch (args.command) {
       case 'deploy':
         for (const f of await keeper.deploy()) process.stdout.write(`deployed ${f}\n`);
@@ -104,11 +117,14 @@ async function main(argv: string[]): Promise<number> {
             `results: ${s.run_dir}\n`,
         );
         // The report is a view of the run directory: one that cannot be written is a warning, never a failed run.
+        let report: string | undefined;
         try {
-          process.stdout.write(`report: ${writeReport([s.run_dir])}\n`);
+          report = writeReport([s.run_dir]);
+          process.stdout.write(`report: ${report}\n`);
         } catch (e) {
           process.stderr.write(`fedkeeper: warning: report not written: ${(e as Error).message.split('\n')[0]}\n`);
         }
+        await dashboard?.finish(s.status === 'completed' ? 'completed' : s.status === 'stopped' ? 'stopped' : 'failed', { ...(report ? { report } : {}), ...(typeof s.error === 'string' ? { error: s.error } : {}) });
         break;
       }
     }
@@ -117,10 +133,12 @@ async function main(argv: string[]): Promise<number> {
     const err = e as Error;
     if (args.debug) process.stderr.write(`${err.stack ?? err}\n`);
     process.stderr.write(`fedkeeper: error: ${err.message.split('\n')[0]}\n`);
+    await dashboard?.finish('failed', { error: err.message.split('\n')[0]! }).catch(() => undefined);
     return exitCodeOf(e);
   } finally {
     await keeper?.close();
     await metricsServer?.close();
+    await dashboard?.close();
   }
 }
 

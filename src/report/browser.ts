@@ -151,6 +151,23 @@ export function renderCharts(uPlot: any, doc: any, data: ReportData): void {
     );
   };
 
+  /** Cost per round in USD (rounds.csv cost_usd), as bars. */
+  const cost = (el: any, runIndex: number): void => {
+    const run = data.runs[runIndex]!;
+    const xs = run.rounds.round;
+    const ys = run.rounds.values.cost_usd ?? [];
+    if (!xs.length || !ys.some((v) => v !== null)) return empty(el, 'no cost recorded');
+    const series: Record<string, unknown>[] = [
+      { label: 'round' },
+      { label: 'USD', stroke: '#8c564b', fill: '#8c564b88', width: 1, paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false }, value: (_u: unknown, v: number | null) => (v === null || v === undefined ? '--' : `$${v.toPrecision(3)}`) },
+    ];
+    mount(
+      el,
+      base(el, 'USD', { series, scales: { x: { time: false, range: (_u: unknown, min: number, max: number) => [min - 0.5, max + 0.5] }, y: { range: (_u: unknown, _min: number, max: number) => [0, max > 0 ? max * 1.1 : 1] } } }),
+      [xs, ys],
+    );
+  };
+
   const charts = doc.querySelectorAll('[data-chart]');
   for (let i = 0; i < charts.length; i++) {
     const el = charts[i];
@@ -161,5 +178,6 @@ export function renderCharts(uPlot: any, doc: any, data: ReportData): void {
     else if (kind === 'time') timeSplit(el, run);
     else if (kind === 'durations') durations(el, run);
     else if (kind === 'events') events(el, run);
+    else if (kind === 'cost') cost(el, run);
   }
 }

@@ -171,6 +171,27 @@ export interface RunInfo {
   finished_at: string | null;
   final_weights_sha256: string | null;
   error: string | null;
+  /** What the run would cost at list prices (summary.json `cost`), null when the run has none (older or running). */
+  cost: RunCost | null;
+}
+
+export interface RunCost {
+  /** platform → invocations, GB-seconds billed, USD. */
+  by_platform: Record<string, { invocations: number | null; gb_seconds: number | null; usd: number | null }>;
+  total_usd: number | null;
+  prices_as_of: string | null;
+}
+
+function costOf(v: unknown): RunCost | null {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return null;
+  const c = v as Record<string, unknown>;
+  const by: RunCost['by_platform'] = {};
+  if (c.by_platform && typeof c.by_platform === 'object') {
+    for (const [p, x] of Object.entries(c.by_platform as Record<string, Record<string, unknown> | null>)) {
+      by[p] = { invocations: num(x?.invocations), gb_seconds: num(x?.gb_seconds), usd: num(x?.usd) };
+    }
+  }
+  return { by_platform: by, total_usd: num(c.total_usd), prices_as_of: str(c.prices_as_of) };
 }
 
 /** One run directory, read. */
@@ -355,28 +376,19 @@ export function setupOf(summary: Record<string, unknown>, config: Record<string,
   };
 }
 
-/** Reads and checks one run directory; a directory the report cannot use is a ReportInputError. */
-export function readRunDir(dir: string): RunData {
+/**
+ * Reads and checks one run directory; a directory the report cannot use is a ReportInputError. `running`: the run is still going (the live dashboard): summary.json may be missing (a
+ * new run writes it at its end) or be an earlier keeper life's (a resumed run); the run's name comes from its
+ * config.yaml then, its status is `running` and its rounds are those in rounds.csv.
+ */
+export function readRunDir(dir: string, opts: { running?: boolean } = {}): RunData {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ReportInputError(`${dir}: no such run directory`);
-  const missing = ['summary.json', 'rounds.csv'].filter((f) => !existsSync(path.join(dir, f)));
+  const running = opts.running === true;
+  const missing = ['summary.json', 'rounds.csv'].filter((f) => !existsSync(path.join(dir, f)) && !(running && f === 'summary.json'));
   if (missing.length === 1 && missing[0] === 'summary.json') {
     throw new ReportInputError(`${dir} has no summary.json: a run still going, or one killed before its end (fedkeeper run --resume ${dir} finishes it)`);
   }
   if (missing.length) throw new ReportInputError(`${dir} is not a FedKeeper run directory (no ${missing.join(', no ')})`);
-  let summary: Record<string, unknown>;
-  try {
-    summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
-  } catch (e) {
-    throw new ReportInputError(`${dir}: summary.json is not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (summary === null || typeof summary !== 'object' || Array.isArray(summary)) throw new ReportInputError(`${dir}: summary.json is not a JSON object`);
-  const lacks = [
-    typeof summary.name !== 'string' && 'name',
-    typeof summary.status !== 'string' && 'status',
-    typeof summary.rounds !== 'number' && 'rounds',
-  ].filter((x): x is string => typeof x === 'string');
-  if (lacks.length) throw new ReportInputError(`${dir}: summary.json lacks ${lacks.join(', ')}; written by an incompatible FedKeeper version?`);
-
   const rounds = readRoundSeries(dir, readFileSync(path.join(dir, 'rounds.csv'), 'utf8'));
   let config: Record<string, string> | undefined;
   const cfgFile = path.join(dir, 'config.yaml');
@@ -387,6 +399,27 @@ export function readRunDir(dir: string): RunData {
       config = undefined; // an unreadable config only costs the config differences and the paper match by it
     }
   }
+  let summary: Record<string, unknown> = {};
+  if (existsSync(path.join(dir, 'summary.json'))) {
+    try {
+      summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    } catch (e) {
+      throw new ReportInputError(`${dir}: summary.json is not valid JSON (${(e as Error).message.split('\n')[0]})`);
+    }
+    if (summary === null || typeof summary !== 'object' || Array.isArray(summary)) throw new ReportInputError(`${dir}: summary.json is not a JSON object`);
+  }
+  if (running) {
+    summary = { ...summary, name: typeof summary.name === 'string' ? summary.name : (config?.name ?? path.basename(path.resolve(dir))), status: 'running', rounds: rounds.round.length ? rounds.round[rounds.round.length - 1]! : 0 };
+    delete summary.error;
+    delete summary.finished_at;
+  }
+  const lacks = [
+    typeof summary.name !== 'string' && 'name',
+    typeof summary.status !== 'string' && 'status',
+    typeof summary.rounds !== 'number' && 'rounds',
+  ].filter((x): x is string => typeof x === 'string');
+  if (lacks.length) throw new ReportInputError(`${dir}: summary.json lacks ${lacks.join(', ')}; written by an incompatible FedKeeper version?`);
+
   const activations = readActivations(dir);
   const events = readEvents(dir);
 
@@ -424,6 +457,7 @@ export function readRunDir(dir: string): RunData {
     finished_at: str(summary.finished_at),
     final_weights_sha256: str(summary.final_weights_sha256),
     error: str(summary.error),
+    cost: costOf(summary.cost),
   };
   return {
     dir,

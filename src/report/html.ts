@@ -60,6 +60,17 @@ function styleText(css: string): string {
 const fmt = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '—' : String(Number(v.toFixed(digits))));
 const cell = (v: unknown): string => `<td>${escapeHtml(v === null || v === undefined || v === '' ? '—' : v)}</td>`;
 
+/** The run's cost: the total, then each platform's invocations, GB-seconds and dollars. */
+function costText(c: RunView['info']['cost']): string {
+  if (!c) return '—';
+  const usd = (v: number | null) => (v === null ? '—' : `$${v < 0.01 && v > 0 ? v.toPrecision(3) : v.toFixed(2)}`);
+  const parts = Object.entries(c.by_platform)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([p, x]) => `<li>${escapeHtml(p)}: ${escapeHtml(x.invocations ?? '—')} invocations, ${escapeHtml(fmt(x.gb_seconds, 3))} GB-s, ${escapeHtml(usd(x.usd))}</li>`)
+    .join('');
+  return `${escapeHtml(usd(c.total_usd))} in all${c.prices_as_of ? ` (list prices of ${escapeHtml(c.prices_as_of)}, no free tier)` : ''}${parts ? `<ul class="artifacts">${parts}</ul>` : ''}`;
+}
+
 function summaryTable(run: RunView): string {
   const i = run.info;
   const s = run.setup;
@@ -81,6 +92,7 @@ function summaryTable(run: RunView): string {
     ['model / optimizer', `${escapeHtml(s.model ?? '—')} / ${escapeHtml(s.optimizer ?? '—')}`],
     ['local epochs / clients per round', `${escapeHtml(s.local_epochs ?? '—')} / ${escapeHtml(s.clients_per_round ?? '—')}`],
     ['dataset / partition', `${escapeHtml(i.dataset ?? '—')} / ${escapeHtml(i.partition ?? '—')}`],
+    ['cost at list prices', costText(i.cost)],
     ['invocations / retries / failures / call retries', [i.invocations, i.retries, i.failures, i.call_retries].map((x) => escapeHtml(x ?? '—')).join(' / ')],
     ['started / finished', `${escapeHtml(i.started_at ?? '—')} / ${escapeHtml(i.finished_at ?? '—')}`],
     ['final weights sha256', `<code>${escapeHtml(i.final_weights_sha256 ?? '—')}</code>`],
@@ -154,6 +166,7 @@ ${summaryTable(run)}
 <h3>Client durations by platform:cluster (successful client activations: median, p90, min–max band)</h3>
 <div class="chart" data-chart="durations" data-run="${i}"></div>
 <details><summary>Durations per round, as a table</summary>${durationsTable(run)}</details>
+${run.rounds.values.cost_usd?.some((v) => v !== null) ? `<h3>Cost per round (USD at list prices)</h3>\n<div class="chart" data-chart="cost" data-run="${i}"></div>` : ''}
 <h3>Cold starts, failures, retries and dropped clients per round</h3>
 <div class="chart" data-chart="events" data-run="${i}"></div>
 <details><summary>Counts per round, as a table</summary>${countsTable(run)}</details>
@@ -173,28 +186,20 @@ code{font-size:12px}ul.artifacts{margin:0;padding-left:16px}
 footer{margin-top:40px;color:#777;font-size:12px}
 `;
 
-export function renderReportHtml(data: ReportData, lib: ChartLibrary, generator = 'fedkeeper'): string {
-  const names = data.runs.map((r) => r.name);
-  const title = `FedKeeper report: ${[...new Set(names)].join(', ')}`;
+function titleOf(data: ReportData): string {
+  return `FedKeeper report: ${[...new Set(data.runs.map((r) => r.name))].join(', ')}`;
+}
+
+/** The report's content (everything between <body> and the scripts): the live dashboard redraws it as rounds end. */
+export function reportSections(data: ReportData, generator = 'fedkeeper'): string {
   const diff = data.headline
     ? `<p class="diff">What differs between the runs' configs: ${escapeHtml(data.headline)}</p>`
     : data.runs.length > 1
       ? '<p class="diff">The runs\' configs do not differ (apart from their names), or some runs have no config.yaml.</p>'
       : '';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>${styleText(lib.css)}</style>
-<style>${CSS}</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
+  return `<h1>${escapeHtml(titleOf(data))}</h1>
 <p class="sub">${data.runs.length} run(s) · written ${escapeHtml(data.generated_at)} by ${escapeHtml(generator)}</p>
 ${diff}
-<noscript><p>The charts need JavaScript (nothing is fetched: the page carries everything); the tables below do not.</p></noscript>
 <h2>Runs</h2>
 ${overview(data)}
 <h2>Accuracy per round</h2>
@@ -203,13 +208,47 @@ ${overview(data)}
 <div class="chart" data-chart="loss"></div>
 <h2>The paper</h2>
 ${paperSection(data)}
-${data.runs.map(runSection).join('\n')}
-<footer>Charts: ${escapeHtml(lib.name)} ${escapeHtml(lib.version)} (MIT), inlined.</footer>
+${data.runs.map(runSection).join('\n')}`;
+}
+
+/** <head> of a page with the charting library's stylesheet and ours (and `extraCss`). */
+export function pageHead(title: string, lib: ChartLibrary, extraCss = ''): string {
+  return `<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${styleText(lib.css)}</style>
+<style>${CSS}${extraCss}</style>
+</head>`;
+}
+
+/** The charting library as an inline <script> (its licence kept in a comment). */
+export function libraryScript(lib: ChartLibrary): string {
+  return `<script>/*! ${escapeHtml(lib.name)} ${escapeHtml(lib.version)}, ${scriptText(lib.license.replace(/\*\//g, '* /'))} */
+${scriptText(lib.js)}</script>`;
+}
+
+/** A function's source as an inline script expression (see browser.ts: it references nothing outside its body). */
+export function inlineFunction(fn: (...args: never[]) => unknown): string {
+  return `(${scriptText(fn.toString())})`;
+}
+
+export function footer(lib: ChartLibrary): string {
+  return `<footer>Charts: ${escapeHtml(lib.name)} ${escapeHtml(lib.version)} (MIT), inlined.</footer>`;
+}
+
+export function renderReportHtml(data: ReportData, lib: ChartLibrary, generator = 'fedkeeper'): string {
+  return `<!doctype html>
+<html lang="en">
+${pageHead(titleOf(data), lib)}
+<body>
+<noscript><p>The charts need JavaScript (nothing is fetched: the page carries everything); the tables below do not.</p></noscript>
+${reportSections(data, generator)}
+${footer(lib)}
 <script type="application/json" id="fedkeeper-report-data">${jsonForScript(data)}</script>
-<script>/*! ${escapeHtml(lib.name)} ${escapeHtml(lib.version)}, ${scriptText(lib.license.replace(/\*\//g, '* /'))} */
-${scriptText(lib.js)}</script>
+${libraryScript(lib)}
 <script>
-(${scriptText(renderCharts.toString())})(uPlot, document, JSON.parse(document.getElementById('fedkeeper-report-data').textContent));
+${inlineFunction(renderCharts)}(uPlot, document, JSON.parse(document.getElementById('fedkeeper-report-data').textContent));
 </script>
 </body>
 </html>
