@@ -193,6 +193,8 @@ export class LiveDashboard {
     if (route === '/' || route === '/index.html') {
       this.page ??= renderLivePage(this.lib);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(this.page);
+    } else if (route === '/favicon.ico') {
+      res.writeHead(204).end(); // the browser asks for one; there is none to fetch
     } else if (route === '/state') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.state.snapshot() satisfies LiveSnapshot));
     } else if (route === '/events') {
