@@ -3,12 +3,13 @@
  * project and inlined into report.html as its source text (`renderCharts.toString()`): it must reference nothing
  * outside its own body (only its parameters), and uses plain DOM calls (textContent, never innerHTML).
  *
- * Every chart container is an element with a `data-chart` attribute (accuracy, loss, time, durations, events; the
+ * Every chart container is an element with a `data-chart` attribute (accuracy, loss, time, durations, events, cost; the
  * per-run ones with `data-run` = the run's index); once drawn it gets `data-rendered="true"` (or "error"/"empty").
  */
 import type { ReportData } from './data.js';
 
 // uPlot and the document are the browser's: this file is compiled without the DOM's types.
+// `doc` is the document, or the element the charts are in (the live dashboard redraws its report part alone).
 export function renderCharts(uPlot: any, doc: any, data: ReportData): void {
   const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
   const color = (i: number): string => COLORS[i % COLORS.length]!;

@@ -164,6 +164,8 @@ test('bad input: one line, exit 2, no run directory', async (t) => {
     ['runs rm without run ids', ['runs', 'rm'], /name the runs to delete/],
     ['--metrics with a port that is none', ['run', '-c', 'x.yaml', '--metrics', '70000'], /--metrics 70000: expected a port 0–65535/],
     ['--metrics with deploy', ['deploy', '-c', 'x.yaml', '--metrics'], /--metrics goes with run or start, not deploy/],
+    ['--ui with a port that is none', ['run', '-c', 'x.yaml', '--ui', '65536'], /--ui 65536: expected a port 0–65535/],
+    ['--ui with remove', ['remove', '-c', 'x.yaml', '--ui'], /--ui goes with run or start, not remove/],
     ['a negative price', ['run', '-c', tinyConfig('badprice', { fl: '    pricing: { lambda: { gb_second_usd: -1 } }\n' })], /scenarios\.federated_learning\.pricing\.lambda\.gb_second_usd: expected at least 0, found -1/],
   ];
   for (const [name, args, msg] of cases) {
