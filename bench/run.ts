@@ -15,9 +15,11 @@
  *                round, 2 rounds): the keeper's peak RSS and CPU seconds per round vs the same config at 10 clients;
  *  - paper:      (opt-in, --paper; minutes) one round of examples/paper-cnn-100.yaml through the real CLI: round 1's
  *                total_s, train_s, agg_s; skipped in one line when the Fashion-MNIST files it names are missing.
+ *                --layouts (implies --paper) also runs it with fewer training processes and more native threads
+ *                each (P/2 × 2, …, 1 × P on P cores) beside the default (P × 1).
  *
- *   npm run bench [-- --quick] [-- --only engines,dispatch] [-- --paper]
- *   node dist/bench/run.js [--quick] [--only SECTION,…] [--paper]
+ *   npm run bench [-- --quick] [-- --only engines,dispatch] [-- --paper [--layouts]]
+ *   node dist/bench/run.js [--quick] [--only SECTION,…] [--paper [--layouts]]
  *
  * --quick: small sizes, a smoke check (its figures are not the issue's, so no targets are marked).
  */
@@ -43,11 +45,12 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     paper: { type: 'boolean', default: false },
+    layouts: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench [-- --quick] [-- --only ${SECTIONS.join(',')}] [-- --paper]\n`);
+  process.stdout.write(`usage: npm run bench [-- --quick] [-- --only ${SECTIONS.join(',')}] [-- --paper [--layouts]]\n`);
   process.exit(0);
 }
 let chosen: Section[];
@@ -58,9 +61,9 @@ if (values.only !== undefined) {
     process.stderr.write(`bench: --only: unknown section ${bad.join(', ') || '(none)'}; known: ${SECTIONS.join(', ')}\n`);
     process.exit(2);
   }
-  chosen = SECTIONS.filter((s) => names.includes(s) || (s === 'paper' && values.paper));
+  chosen = SECTIONS.filter((s) => names.includes(s) || (s === 'paper' && (values.paper || values.layouts)));
 } else {
-  chosen = SECTIONS.filter((s) => s !== 'paper' || values.paper);
+  chosen = SECTIONS.filter((s) => s !== 'paper' || values.paper || values.layouts);
 }
 const quick = values.quick!;
 
@@ -110,7 +113,7 @@ function header(section: Section, what: string, command: string): void {
 
 /** What each section leaves for the table. */
 const notes: string[] = [];
-const results: { engines?: EnginesJson; aggregator?: AggregatorJson; aggregatorNative?: AggregatorJson; dispatch?: DispatchJson; keeper?: KeeperFigures; paper?: PaperFigures } = {};
+const results: { engines?: EnginesJson; aggregator?: AggregatorJson; aggregatorNative?: AggregatorJson; dispatch?: DispatchJson; keeper?: KeeperFigures; paper?: PaperFigures; layouts?: PaperFigures[] } = {};
 
 /** One bench as a child; its last BENCH_JSON line of the expected name, or undefined (a note says why). */
 async function bench<T>(section: Section, what: string, file: string, args: string[]): Promise<T | undefined> {
@@ -173,6 +176,8 @@ interface KeeperFigures {
   small?: KeeperRun;
 }
 interface PaperFigures {
+  /** Training processes (the local cluster's pool_size) × native threads each. */
+  layout: { processes: number; threads: number };
   totalS: number | null;
   trainS: number | null;
   aggS: number | null;
@@ -260,12 +265,25 @@ async function paperSection(): Promise<void> {
     return;
   }
   fl.max_rounds = 1;
-  const r = await cliRun('paper', `one round of the paper setup, ${rel(example)} with max_rounds 1`, config);
-  const round = r?.rounds.find((x) => x.round === '1');
-  if (!r || !round) return;
-  const epochs = num((fl.model_params as Record<string, unknown>).local_epochs) ?? 1;
-  const clients = num((fl.clients_info as Record<string, unknown>).num_clients_per_round);
-  results.paper = { totalS: num(round.total_s), trainS: num(round.train_s), aggS: num(round.agg_s), samples: num(round.samples), epochs, clients, engine: String(r.summary.engine ?? '?') };
+  // The round's layout: P training processes (the local cluster's pool_size; the default is one per core) with
+  // cores/P native threads each (what the local provider gives each container). --layouts runs the others too.
+  const cores = os.availableParallelism();
+  const layouts = [cores];
+  if (values.layouts) for (let p = cores >> 1; p >= 1; p >>= 1) layouts.push(p);
+  if (values.layouts && layouts[layouts.length - 1] !== 1) layouts.push(1);
+  for (const processes of layouts) {
+    const laptop = ((config.providers as Record<string, Record<string, Record<string, unknown>>>).local!.laptop ??= {});
+    laptop.pool_size = processes;
+    const threads = Math.max(1, Math.floor(cores / processes));
+    const r = await cliRun('paper', `one round of the paper setup, ${rel(example)} with max_rounds 1, ${processes} process(es) × ${threads} thread(s)`, config);
+    const round = r?.rounds.find((x) => x.round === '1');
+    if (!r || !round) continue;
+    const epochs = num((fl.model_params as Record<string, unknown>).local_epochs) ?? 1;
+    const clients = num((fl.clients_info as Record<string, unknown>).num_clients_per_round);
+    const fig: PaperFigures = { layout: { processes, threads }, totalS: num(round.total_s), trainS: num(round.train_s), aggS: num(round.agg_s), samples: num(round.samples), epochs, clients, engine: String(r.summary.engine ?? '?') };
+    if (processes === cores) results.paper = fig;
+    else (results.layouts ??= []).push(fig);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -440,6 +458,12 @@ function paperRows(p: PaperFigures | undefined, e: EnginesJson | undefined, a: A
   ];
 }
 
+/** The other layouts' paper rounds beside the default one (one process per core, 1 thread each). */
+function layoutRows(p: PaperFigures | undefined, others: readonly PaperFigures[]): Row[] {
+  const base = p ? `default layout: ${p.layout.processes} process(es) × ${p.layout.threads} thread(s)` : 'default layout';
+  return others.map((o) => ({ name: `paper round, ${o.layout.processes} process(es) × ${o.layout.threads} thread(s): total_s`, value: o.totalS, unit: 's', baselineName: base, baseline: p?.totalS ?? null }));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 const loadStart = loadavg();
@@ -485,6 +509,7 @@ if (chosen.includes('dispatch')) rows.push(...dispatchRows(results.dispatch, dis
 if (chosen.includes('aggregator')) rows.push(...aggregatorRows(results.aggregator, results.aggregatorNative, aggNs, testImages));
 if (chosen.includes('keeper')) rows.push(...keeperRows(results.keeper, keeperBig, keeperSmall));
 if (chosen.includes('paper') && results.paper) rows.push(...paperRows(results.paper, results.engines, results.aggregatorNative ?? results.aggregator));
+if (chosen.includes('paper') && results.layouts?.length) rows.push(...layoutRows(results.paper, results.layouts));
 
 const loadEnd = loadavg();
 const met = rows.filter((r) => targetMark(r) === 'met').length;
