@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { isPostgresUrl, redactUrlPassword } from '../store/store-url.js';
+import { clusterBlockShape } from './cluster-blocks.js';
 import { checkClients, checkDataSampling, checkServerCluster, listClusters } from './checks.js';
 import { describeValue } from './errors.js';
 import {
@@ -19,7 +20,11 @@ const defaultPoolSize = (): number => os.availableParallelism();
 
 const LocalCluster = z.looseObject({
   pool_size: withDefault(int((n) => n.min(1)), defaultPoolSize()),
+  ...clusterBlockShape,
 });
+
+/** A remote or local platform's cluster: kept as given for its provider, but the keeper's blocks are checked here. */
+const PlatformCluster = z.looseObject({ ...clusterBlockShape });
 
 /** cluster name → settings kept as given (`cluster:` with no value is an empty block). */
 const clusterBlocks = <T extends z.ZodType>(cluster: T) =>
@@ -27,9 +32,9 @@ const clusterBlocks = <T extends z.ZodType>(cluster: T) =>
 
 const Providers = z.looseObject({
   local: clusterBlocks(LocalCluster),
-  openwhisk: clusterBlocks(z.record(z.string(), z.unknown())),
-  google: clusterBlocks(z.record(z.string(), z.unknown())),
-  lambda: clusterBlocks(z.record(z.string(), z.unknown())),
+  openwhisk: clusterBlocks(PlatformCluster),
+  google: clusterBlocks(PlatformCluster),
+  lambda: clusterBlocks(PlatformCluster),
 });
 
 const ServerConfig = strict({

@@ -14,6 +14,33 @@ export interface LocalClusterConfig {
   pool_size: number;
 }
 
+/**
+ * A cluster's `prometheus_config` (the seed's): the Prometheus servers watching it, queried by the keeper each round
+ * (telemetry/prometheus-rounds.ts). `host` is a URL base without port (`http://127.0.0.1` when the seed's is empty).
+ */
+export interface PrometheusConfig {
+  host: string;
+  /** Port of the Prometheus that holds OpenWhisk's metrics (activations, cold starts, waits). */
+  port_openwhisk_metrics?: number;
+  /** Port of the Prometheus that holds node-exporter's metrics (CPU, memory); may equal the other. */
+  port_node_metrics?: number;
+  /** Longest wait (ms) after a round for a scrape newer than its end; 0: none. */
+  scrape_wait: number;
+}
+
+/** A cluster's `configurations` (the seed's): what the platform is, kept with the run. Unknown values are absent. */
+export interface ClusterConfigurations {
+  num_hosts?: number;
+  each_host_cores?: number;
+  /** As written, e.g. "755gb". */
+  each_host_ram?: string;
+  gpu_enabled?: boolean;
+  cuda_cores?: number;
+  platform?: string;
+  host_names?: string[];
+  concurrency?: number;
+}
+
 export interface ProvidersConfig {
   /** The embedded fabric: cluster name → settings. */
   local: Record<string, LocalClusterConfig>;

@@ -30,6 +30,8 @@ export class Invoker {
     private readonly who: InvokerIdentity,
     /** Results larger than this (bytes of their JSON) end as developer errors, as in OpenWhisk. */
     private readonly resultMaxBytes = Infinity,
+    /** Told of every activation as it is stored (the cluster's metrics). */
+    private readonly onStored: (rec: StoredActivation) => void = () => {},
   ) {}
 
   /** Number of activations started and not yet ended. */
@@ -58,6 +60,7 @@ export class Invoker {
       .then((rec) => {
         this.store.add(rec);
         this.running.delete(activationId);
+        this.onStored(rec);
         return rec;
       });
     this.running.set(activationId, done);

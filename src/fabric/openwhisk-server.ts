@@ -12,6 +12,9 @@
  * limits a PUT may ask for (stock OpenWhisk's unless raised or lowered) and the namespace's throttles (none unless
  * set): invocations per minute and concurrent invocations, past which an invocation is refused with 429.
  *
+ * `GET /metrics` (no key, as a Prometheus scrapes it) serves OpenWhisk's user-events metrics of this cluster
+ * (openwhisk-metrics.ts).
+ *
  * `GET /api/v1/fedkeeper/faults` (authenticated, FedKeeper's own) answers the faults injected so far: FaultCounts.
  * With `keepers` (a fabric's cluster), `/api/v1/fedkeeper/keepers[/PID]` (authenticated, FedKeeper's own) registers
  * the keepers that use the fabric in that registry (routes.ts, main.ts).
@@ -28,6 +31,7 @@ import { Invoker } from './invoker.js';
 import { listen, scheduleOutages, stopListening, trackConnections } from './listener.js';
 import type { FabricKeepers } from './main.js';
 import { checkControllerSettings, checkOutages, type ActionLimitRanges, type ControllerSettings, type OutageWindow } from './profiles.js';
+import { OpenWhiskMetrics } from './openwhisk-metrics.js';
 import { handleRequest, type ApiContext } from './routes.js';
 import { NamespaceThrottles } from './throttles.js';
 
@@ -127,8 +131,9 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
 
   const activations = new ActivationStore(opts.activationCapacity ?? 10_000);
   const payloadMaxBytes = Math.round((opts.payloadMaxMb ?? STOCK_PAYLOAD_MAX_MB) * 1024 * 1024);
-  const invoker = new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth }, payloadMaxBytes);
-  const throttles = new NamespaceThrottles(throttleLimits, () => invoker.active);
+  const metrics = new OpenWhiskMetrics(namespace);
+  const invoker = new Invoker(pool, activations, { namespace, subject: auth.subject, apiKey: opts.auth }, payloadMaxBytes, (rec) => metrics.activation(rec));
+  const throttles = new NamespaceThrottles(throttleLimits, () => invoker.active, Date.now, (kind) => metrics.throttled(kind, namespace));
   const outageCounts = { outages: 0, outage_cut_connections: 0 };
   const faults = (): FaultCounts => ({ ...pool.faults(), ...outageCounts, ...(throttles.active ? { throttled: throttles.throttled } : {}) });
   const ctx: ApiContext = {
@@ -144,6 +149,7 @@ export async function startOpenWhiskServer(opts: OpenWhiskServerOptions): Promis
     info: apiInfo(opts.label),
     namespaceLimits: namespaceLimits(ranges, throttleLimits),
     faults,
+    metrics,
     ...(opts.keepers !== undefined ? { keepers: opts.keepers } : {}),
   };
 

@@ -4,6 +4,7 @@
  * Pekko HTTP server under them give them):
  *
  *   GET  /, /api/v1, /ping                      the controller's info, the API's info, "pong" (no key needed)
+ *   GET  /metrics                               the cluster's Prometheus metrics (user-events names; no key needed)
  *   GET  /api/v1/namespaces                     the key's namespaces
  *   …/namespaces/NS/actions[/NAME]              list (limit, skip, count); PUT (overwrite), GET (code), DELETE, POST
  *                                               (blocking, result, timeout); NS is `_` or the key's namespace (403
@@ -34,6 +35,7 @@ import { WhiskHttpError, WhiskMessages } from './errors.js';
 import { newTransactionId, queryFlag, queryValue, readJsonBody, sendJson, sendText, toInt } from './http.js';
 import type { Invoker } from './invoker.js';
 import type { FabricKeepers } from './main.js';
+import type { OpenWhiskMetrics } from './openwhisk-metrics.js';
 import type { NamespaceThrottles } from './throttles.js';
 
 export interface ApiContext {
@@ -58,6 +60,8 @@ export interface ApiContext {
   faults: () => object;
   /** The fabric's keepers registry (`/api/v1/fedkeeper/keepers`); without one that route does not exist. */
   keepers?: FabricKeepers;
+  /** The cluster's Prometheus metrics (`GET /metrics`); without them that route does not exist. */
+  metrics?: OpenWhiskMetrics;
 }
 
 interface Call {
@@ -107,6 +111,7 @@ function splitPath(pathname: string): string[] {
 async function route(c: Call, p: string[]): Promise<void> {
   if (p.length === 0) return only(c, ['GET'], () => sendJson(c.res, 200, c.ctx.controllerInfo, c.tid));
   if (p.length === 1 && p[0] === 'ping') return only(c, ['GET'], () => sendText(c.res, 200, 'pong'));
+  if (p.length === 1 && p[0] === 'metrics' && c.ctx.metrics) return only(c, ['GET'], () => sendMetrics(c, c.ctx.metrics!));
   if (p[0] !== 'api' || p[1] !== 'v1') throw WhiskHttpError.noRoute();
   if (p.length === 2) return only(c, ['GET'], () => sendJson(c.res, 200, c.ctx.info, c.tid));
   // Web actions: none is web-exported here (no such action, as the controller says of one that is not).
@@ -134,6 +139,12 @@ async function route(c: Call, p: string[]): Promise<void> {
 function only(c: Call, methods: readonly string[], run: () => void | Promise<void>): void | Promise<void> {
   if (!methods.includes(c.method)) throw WhiskHttpError.methodNotAllowed(methods);
   return run();
+}
+
+async function sendMetrics(c: Call, metrics: OpenWhiskMetrics): Promise<void> {
+  const { contentType, text } = await metrics.scrape();
+  c.res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
+  c.res.end(text);
 }
 
 // ---- keepers (FedKeeper's own) ------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ export class NamespaceThrottles {
     /** Activations of the namespace in flight now. */
     private readonly inFlight: () => number,
     private readonly now: () => number = Date.now,
+    /** Told of each refusal: `timed` (invocations per minute) or `concurrent`. */
+    private readonly onRefused: (kind: 'timed' | 'concurrent') => void = () => {},
   ) {}
 
   /** True when the cluster throttles at all. */
@@ -46,17 +48,18 @@ export class NamespaceThrottles {
         this.count = 0;
       }
       this.count++;
-      if (this.count > perMinute) return this.refuse(WhiskMessages.tooManyRequests(this.count, perMinute));
+      if (this.count > perMinute) return this.refuse(WhiskMessages.tooManyRequests(this.count, perMinute), 'timed');
     }
     if (concurrent !== undefined) {
       const n = this.inFlight();
-      if (n >= concurrent) return this.refuse(WhiskMessages.tooManyConcurrentRequests(n, concurrent));
+      if (n >= concurrent) return this.refuse(WhiskMessages.tooManyConcurrentRequests(n, concurrent), 'concurrent');
     }
     return undefined;
   }
 
-  private refuse(message: string): string {
+  private refuse(message: string, kind: 'timed' | 'concurrent'): string {
     this.throttled++;
+    this.onRefused(kind);
     return message;
   }
 }

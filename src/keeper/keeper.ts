@@ -34,6 +34,8 @@ import { limiter } from './limit.js';
 import type { RunMetrics } from '../telemetry/metrics.js';
 import { costByPlatform, priceTable, PRICE_DATE, totalUsd, type PlatformCost, type PlatformPrice } from '../telemetry/cost.js';
 import { storeOfConfig } from './runs-command.js';
+import { clusterConfigurations } from '../config/cluster-blocks.js';
+import { PrometheusRounds } from '../telemetry/prometheus-rounds.js';
 
 export type ProgressEvent =
   | { kind: 'packaged'; functionName: string; target: string; size: number; sha256: string; reused: boolean }
@@ -313,7 +315,7 @@ export class Keeper {
         return await this.execute(store, claimed.runId, claimed.runDir, pre, fn, true);
       }
       const runId = `${this.cfg.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
-      const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId));
+      const runDir = RunDirectory.create(path.resolve(this.cfg.output_dir, runId), this.prometheus().columns());
       runDir.writeText('run.json', JSON.stringify({ run_id: runId, config_file: this.opts.configFile ? path.resolve(this.opts.configFile) : null, started_at: new Date().toISOString() }, null, 2) + '\n');
       this.registry().setRun(runId);
       return await this.execute(store, runId, runDir, pre, fn, false);
@@ -437,6 +439,7 @@ export class Keeper {
       partition: fl.data_sampling.partition,
       store: fl.store.type,
       artifacts: await this.deployedArtifacts(),
+      configurations: clusterConfigurations(cfg.providers as unknown as Record<string, unknown>),
       started_at: new Date(t0).toISOString(),
     };
     const previous = resumed ? runDir.readJson<RunSummary>('summary.json') : undefined;
@@ -660,7 +663,9 @@ export class Keeper {
     const loss = Number(agg.result.loss);
     const rejected = Array.isArray(agg.result.rejected) ? (agg.result.rejected as { clientId: number; reason: string }[]) : [];
     for (const r of rejected) runDir.event('update_rejected', { round, client_id: r.clientId, reason: r.reason });
+    const prom = await this.prometheusFigures(round, tStart, tEnd, [...Object.keys(clusters), `${server.platform}:${this.plan.serverCluster}`], runDir, progress);
     runDir.round({
+      ...prom,
       round,
       accuracy,
       loss,
@@ -681,6 +686,25 @@ export class Keeper {
     runDir.event('round_done', { round, accuracy, loss, total_s: (tEnd - tStart) / 1000 });
     this.opts.metrics?.roundDone({ round, accuracy, loss, invoke_s: (tInvoked - tStart) / 1000, train_s: (tTrained - tInvoked) / 1000, agg_s: (tEnd - tTrained) / 1000, total_s: (tEnd - tStart) / 1000, retries: counters.retries - before.retries });
     return { accuracy, loss, totalSeconds: (tEnd - tStart) / 1000 };
+  }
+
+  private prometheusRounds: PrometheusRounds | undefined;
+
+  /** The Prometheus servers of the clusters' prometheus_config (telemetry/prometheus-rounds.ts). */
+  private prometheus(): PrometheusRounds {
+    return (this.prometheusRounds ??= PrometheusRounds.fromConfig(this.cfg));
+  }
+
+  /** A round's figures from the clusters' Prometheus servers (rounds.csv fields); one that fails is a warning, never a failed round. */
+  private async prometheusFigures(round: number, tStart: number, tEnd: number, active: string[], runDir: RunDirectory, progress: (e: ProgressEvent) => void): Promise<Record<string, number | ''>> {
+    if (!this.prometheus().targets.length) return {};
+    const f = await this.prometheus().afterRound(tStart, tEnd, new Set(active));
+    runDir.event('prometheus', { round, clusters: f.clusters });
+    for (const message of f.warnings) {
+      runDir.event('warning', { round, message });
+      progress({ kind: 'warning', message: `round ${round}: ${message}` });
+    }
+    return f.row;
   }
 
   /**

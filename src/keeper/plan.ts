@@ -23,7 +23,7 @@ export { RELAY_FUNCTION } from './packages.js';
 import { RELAY_FUNCTION } from './packages.js';
 
 /** Keys of a cluster block that the keeper reads (placement), not the provider. */
-const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb', 'max_payload_mb'] as const;
+const KEEPER_KEYS = ['clients', 'edge', 'store_access', 'local', 'max_package_mb', 'max_payload_mb', 'prometheus_config', 'configurations'] as const;
 
 export interface ClusterPlan {
   name: string;

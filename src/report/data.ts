@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PAPER_LABEL, PAPER_SETUPS, type PaperSetup } from './paper-curves.js';
+import { configurationsOf, prometheusSeries, type ClusterPrometheusSeries } from './prometheus.js';
 
 /** A run directory the report cannot read: one line naming it and what is wrong; exit code 2. */
 export class ReportInputError extends Error {
@@ -173,6 +174,8 @@ export interface RunInfo {
   error: string | null;
   /** What the run would cost at list prices (summary.json `cost`), null when the run has none (older or running). */
   cost: RunCost | null;
+  /** "platform:cluster" → the cluster's configurations block (what the platform is), from summary.json. */
+  configurations: Record<string, Record<string, unknown>>;
 }
 
 export interface RunCost {
@@ -205,6 +208,8 @@ export interface RunData {
   rounds: RoundSeries;
   durations: DurationTable;
   counts: RoundCounts;
+  /** Per cluster with a prometheus_config: its Prometheus figures per round (rounds.csv prom_* columns). */
+  prometheus: ClusterPrometheusSeries[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -458,6 +463,7 @@ export function readRunDir(dir: string, opts: { running?: boolean } = {}): RunDa
     final_weights_sha256: str(summary.final_weights_sha256),
     error: str(summary.error),
     cost: costOf(summary.cost),
+    configurations: configurationsOf(summary),
   };
   return {
     dir,
@@ -467,6 +473,7 @@ export function readRunDir(dir: string, opts: { running?: boolean } = {}): RunDa
     rounds,
     durations: durationTable(activations),
     counts: roundCounts(rounds, activations, events),
+    prometheus: prometheusSeries(rounds),
   };
 }
 
@@ -568,6 +575,7 @@ export interface RunView {
   rounds: RoundSeries;
   durations: DurationTable;
   counts: RoundCounts;
+  prometheus: ClusterPrometheusSeries[];
 }
 
 /** Everything the report draws, as it is embedded in the HTML. */
@@ -628,6 +636,7 @@ export function shapeReport(runs: readonly RunData[], generatedAt = new Date()):
       rounds: r.rounds,
       durations: r.durations,
       counts: r.counts,
+      prometheus: r.prometheus,
     })),
     paper,
     paper_setups: PAPER_SETUPS.map((p) => ({ id: p.id, model: p.model, optimizer: p.optimizer, local_epochs: p.local_epochs, clients_per_round: p.clients_per_round, rounds: p.rounds, source: p.source, inferred: p.inferred })),

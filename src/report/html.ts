@@ -89,6 +89,7 @@ function summaryTable(run: RunView): string {
     ['seed', escapeHtml(i.seed ?? '—')],
     ['store', escapeHtml(i.store ?? '—')],
     ['platforms', i.platforms.length ? i.platforms.map(escapeHtml).join(', ') : '—'],
+    ['platform configurations', configurationsList(i.configurations)],
     ['model / optimizer', `${escapeHtml(s.model ?? '—')} / ${escapeHtml(s.optimizer ?? '—')}`],
     ['local epochs / clients per round', `${escapeHtml(s.local_epochs ?? '—')} / ${escapeHtml(s.clients_per_round ?? '—')}`],
     ['dataset / partition', `${escapeHtml(i.dataset ?? '—')} / ${escapeHtml(i.partition ?? '—')}`],
@@ -113,6 +114,23 @@ function roundsTable(run: RunView): string {
   const head = `<tr>${cols.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`;
   const body = run.rounds.round
     .map((r, j) => `<tr>${cols.map((c) => (c === 'round' ? cell(r) : cell(fmt(run.rounds.values[c]?.[j] ?? null, 6)))).join('')}</tr>`)
+    .join('');
+  return `<table class="grid">${head}${body}</table>`;
+}
+
+/** Each cluster's configurations block (the seed's: hosts, cores, RAM, GPU, platform, concurrency), one line each. */
+function configurationsList(c: Record<string, Record<string, unknown>>): string {
+  const entries = Object.entries(c);
+  if (!entries.length) return '—';
+  const value = (v: unknown) => (Array.isArray(v) ? v.join(', ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+  return `<ul class="artifacts">${entries.map(([k, v]) => `<li>${escapeHtml(k)}: ${Object.entries(v).map(([f, x]) => `${escapeHtml(f)} ${escapeHtml(value(x))}`).join(' · ')}</li>`).join('')}</ul>`;
+}
+
+/** The clusters' Prometheus figures per round (prometheus_config), one row per round and cluster. */
+function prometheusTable(run: RunView): string {
+  const head = '<tr><th>round</th><th>cluster</th><th>activations</th><th>cold starts</th><th>mean wait s</th><th>node CPU busy</th><th>node memory used MB</th></tr>';
+  const body = run.rounds.round
+    .flatMap((r, j) => run.prometheus.map((p) => `<tr>${cell(r)}${cell(p.cluster)}${cell(fmt(p.values.activations?.[j]))}${cell(fmt(p.values.cold_starts?.[j]))}${cell(fmt(p.values.wait_s?.[j], 3))}${cell(fmt(p.values.node_cpu_busy?.[j], 3))}${cell(fmt(p.values.node_mem_used_mb?.[j], 0))}</tr>`))
     .join('');
   return `<table class="grid">${head}${body}</table>`;
 }
@@ -170,6 +188,7 @@ ${run.rounds.values.cost_usd?.some((v) => v !== null) ? `<h3>Cost per round (USD
 <h3>Cold starts, failures, retries and dropped clients per round</h3>
 <div class="chart" data-chart="events" data-run="${i}"></div>
 <details><summary>Counts per round, as a table</summary>${countsTable(run)}</details>
+${run.prometheus.length ? `<h3>Platform metrics from Prometheus (prometheus_config; empty: no answer)</h3>\n${prometheusTable(run)}` : ''}
 <details><summary>rounds.csv</summary>${roundsTable(run)}</details>
 </section>`;
 }

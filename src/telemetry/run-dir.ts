@@ -47,13 +47,17 @@ export class RunDirectory {
     private readonly roundColumns: readonly string[] = ROUND_COLUMNS,
   ) {}
 
-  /** Creates a new, empty run directory (fails if it exists). */
-  static create(dir: string): RunDirectory {
+  /**
+   * Creates a new, empty run directory (fails if it exists). `extraColumns` go after ROUND_COLUMNS in rounds.csv: the
+   * columns a run's config adds (per-cluster Prometheus figures, telemetry/prometheus-rounds.ts).
+   */
+  static create(dir: string, extraColumns: readonly string[] = []): RunDirectory {
     mkdirSync(path.dirname(dir), { recursive: true });
     mkdirSync(dir);
     mkdirSync(path.join(dir, 'activations'));
-    const rd = new RunDirectory(dir);
-    writeFileSync(path.join(dir, 'rounds.csv'), csvLine(ROUND_COLUMNS));
+    const columns = [...ROUND_COLUMNS, ...extraColumns.filter((c) => !(ROUND_COLUMNS as readonly string[]).includes(c))];
+    const rd = new RunDirectory(dir, columns);
+    writeFileSync(path.join(dir, 'rounds.csv'), csvLine(columns));
     writeFileSync(path.join(dir, 'events.jsonl'), '');
     return rd;
   }
@@ -108,7 +112,8 @@ export class RunDirectory {
     this.append(path.join(this.dir, 'events.jsonl'), JSON.stringify({ ts: new Date().toISOString(), type, ...data }) + '\n');
   }
 
-  round(row: RoundRow): void {
+  /** A round's row; fields of columns this directory does not have are left out, columns the row lacks are empty. */
+  round(row: RoundRow & Record<string, number | string>): void {
     const values: Record<string, number | string> = row;
     appendFileSync(path.join(this.dir, 'rounds.csv'), csvLine(this.roundColumns.map((c) => values[c])));
   }

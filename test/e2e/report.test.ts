@@ -84,8 +84,9 @@ test('report DIR1 DIR2 -o FILE: one self-contained page, one series per run, lab
   assert.match(data.headline, /optim=adam vs sgd/);
   assert.match(data.runs[0]!.label, /^rep-adam \(.*optim=adam/);
   assert.match(data.runs[1]!.label, /^rep-sgd \(.*optim=sgd/);
-  // accuracy, loss, and per run: time split, durations, events
-  assert.equal(html.match(/data-chart="/g)!.length, 2 + 3 * 2);
+  // accuracy, loss, and per run: time split, durations, cost (these runs have a cost_usd column), events
+  assert.equal(html.match(/data-chart="/g)!.length, 2 + 4 * 2);
+  assert.equal(html.match(/data-chart="cost"/g)!.length, 2);
 
   // several runs without -o: report.html in the current directory
   const here = await runCli(['report', ...runDirs], work);
