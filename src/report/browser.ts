@@ -3,8 +3,9 @@
  * project and inlined into report.html as its source text (`renderCharts.toString()`): it must reference nothing
  * outside its own body (only its parameters), and uses plain DOM calls (textContent, never innerHTML).
  *
- * Every chart container is an element with a `data-chart` attribute (accuracy, loss, time, durations, events, cost; the
- * per-run ones with `data-run` = the run's index); once drawn it gets `data-rendered="true"` (or "error"/"empty").
+ * Every chart container is an element with a `data-chart` attribute (accuracy, loss, time, durations, events, cost,
+ * prometheus; the per-run ones with `data-run` = the run's index); once drawn it gets `data-rendered="true"` (or
+ * "error"/"empty").
  */
 import type { ReportData } from './data.js';
 
@@ -169,6 +170,58 @@ export function renderCharts(uPlot: any, doc: any, data: ReportData): void {
     );
   };
 
+  /**
+   * Each cluster's Prometheus figures per round (rounds.csv prom_* columns): activations (solid) and cold starts
+   * (dashed) on the count scale, node CPU busy (dotted, 0–100 %) on the right-hand scale; a gap: no answer.
+   */
+  const prometheus = (el: any, runIndex: number): void => {
+    const run = data.runs[runIndex]!;
+    const xs = run.rounds.round;
+    const series: Record<string, unknown>[] = [{ label: 'round' }];
+    const d: unknown[] = [xs];
+    let counts = false;
+    let busy = false;
+    let top = 1;
+    const count = (_u: unknown, v: number | null) => (v === null || v === undefined ? '--' : String(v));
+    run.prometheus.forEach((p, ci) => {
+      const c = color(ci);
+      const figures: [ys: (number | null)[] | undefined, label: string, style: Record<string, unknown>][] = [
+        [p.values.activations, `${p.cluster} activations`, { width: 2, points: { show: true, size: 6 }, value: count }],
+        [p.values.cold_starts, `${p.cluster} cold starts`, { width: 1.5, dash: [7, 4], points: { show: true, size: 5 }, value: count }],
+      ];
+      for (const [ys, label, style] of figures) {
+        if (!ys) continue;
+        counts = true;
+        for (const v of ys) if (v !== null) top = Math.max(top, v);
+        series.push({ label, stroke: c, ...style });
+        d.push(ys);
+      }
+      const cpu = p.values.node_cpu_busy;
+      if (cpu) {
+        busy = true;
+        series.push({ label: `${p.cluster} node CPU busy`, stroke: c, width: 1.5, dash: [2, 3], scale: 'busy', points: { show: true, size: 4 }, value: (_u: unknown, v: number | null) => (v === null || v === undefined ? '--' : `${fmt(v * 100, 1)} %`) });
+        d.push(cpu);
+      }
+    });
+    if (!xs.length || !d.slice(1).some((ys) => (ys as (number | null)[]).some((v) => v !== null))) return empty(el, 'no figure from Prometheus (it did not answer)');
+    const axes: Record<string, unknown>[] = [{ label: 'round', incrs: ROUND_INCRS }];
+    if (counts) axes.push({ label: 'activations, cold starts', scale: 'y', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] });
+    if (busy) axes.push({ label: 'node CPU busy', scale: 'busy', side: counts ? 1 : 3, grid: { show: !counts }, values: (_u: unknown, ticks: number[]) => ticks.map((v) => `${Math.round(v * 100)} %`) });
+    mount(
+      el,
+      base(el, 'count', {
+        series,
+        axes,
+        scales: {
+          x: { time: false, range: (_u: unknown, min: number, max: number) => [min - 0.5, max + 0.5] },
+          ...(counts ? { y: { range: () => [0, Math.ceil(top * 1.1)] } } : {}),
+          ...(busy ? { busy: { range: () => [0, 1] } } : {}),
+        },
+      }),
+      d,
+    );
+  };
+
   const charts = doc.querySelectorAll('[data-chart]');
   for (let i = 0; i < charts.length; i++) {
     const el = charts[i];
@@ -180,5 +233,6 @@ export function renderCharts(uPlot: any, doc: any, data: ReportData): void {
     else if (kind === 'durations') durations(el, run);
     else if (kind === 'events') events(el, run);
     else if (kind === 'cost') cost(el, run);
+    else if (kind === 'prometheus') prometheus(el, run);
   }
 }

@@ -188,7 +188,13 @@ ${run.rounds.values.cost_usd?.some((v) => v !== null) ? `<h3>Cost per round (USD
 <h3>Cold starts, failures, retries and dropped clients per round</h3>
 <div class="chart" data-chart="events" data-run="${i}"></div>
 <details><summary>Counts per round, as a table</summary>${countsTable(run)}</details>
-${run.prometheus.length ? `<h3>Platform metrics from Prometheus (prometheus_config; empty: no answer)</h3>\n${prometheusTable(run)}` : ''}
+${
+  run.prometheus.length
+    ? `<h3>Platform metrics from Prometheus (prometheus_config): activations and cold starts per cluster, node CPU busy on the right-hand scale</h3>
+<div class="chart" data-chart="prometheus" data-run="${i}"></div>
+<details><summary>Prometheus figures per round, as a table (with mean wait and node memory; empty: no answer)</summary>${prometheusTable(run)}</details>`
+    : ''
+}
 <details><summary>rounds.csv</summary>${roundsTable(run)}</details>
 </section>`;
 }

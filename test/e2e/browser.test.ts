@@ -59,8 +59,9 @@ test('report.html of two runs renders every chart (uPlot canvases), no console e
   await page.goto(url);
   await page.waitForFunction(() => [...document.querySelectorAll('[data-chart]')].every((e) => e.hasAttribute('data-rendered')));
   const states = await chartStates(page, 'body');
-  // the page-wide accuracy and loss charts, and per run: time split, durations, events
-  assert.equal(Object.keys(states).length, 2 + 2 * 3, JSON.stringify(states));
+  // the page-wide accuracy and loss charts, per run: time split, durations, events; alpha's Prometheus figures
+  assert.equal(Object.keys(states).length, 2 + 2 * 3 + 1, JSON.stringify(states));
+  assert.ok(Object.keys(states).some((k) => k.startsWith('prometheus#0@')), JSON.stringify(states));
   assert.deepEqual(Object.entries(states).filter(([, v]) => v !== 'true'), [], 'every chart drawn');
   assert.equal(await page.locator('[data-chart] canvas').count(), Object.keys(states).length, 'one canvas per chart');
   // the legend carries both runs' labels and the paper's curve for the paper setup (alpha: cnn, adam, 5 epochs, 100)
@@ -68,6 +69,17 @@ test('report.html of two runs renders every chart (uPlot canvases), no console e
   assert.match(legend, /alpha/);
   assert.match(legend, /beta/);
   assert.match(legend, /paper/i);
+  // alpha's edge cluster: activations and cold starts on the count scale, node CPU busy on its own (0–100 %)
+  const prom = page.locator('[data-chart="prometheus"][data-run="0"]');
+  const promLegend = await prom.locator('.u-legend').innerText();
+  for (const s of ['edge activations', 'edge cold starts', 'edge node CPU busy']) assert.ok(promLegend.includes(s), `${s} in ${promLegend}`);
+  // the cursor over round 1 (x from 0.5 to 3.5): its figures in the legend, CPU busy in per cent
+  await prom.scrollIntoViewIfNeeded();
+  const over = (await prom.locator('.u-over').boundingBox())!;
+  await page.mouse.move(over.x + over.width / 6, over.y + over.height / 2);
+  await page.waitForFunction(() => /80 %/.test(document.querySelector('[data-chart="prometheus"] .u-legend')?.textContent ?? ''));
+  const legendRows = await prom.locator('.u-legend tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c: any) => c.textContent.trim()).join(' ')));
+  assert.deepEqual(legendRows, ['round 1', 'edge activations 3', 'edge cold starts 1', 'edge node CPU busy 80 %']);
   await page.screenshot({ path: path.join(screenshotDir(), 'report-two-runs.png'), fullPage: true });
   assert.deepEqual(w.errors, []);
   assertNoNetwork(w, (u) => u === url);

@@ -35,6 +35,11 @@ test('per-round series: read by header name, unknown columns kept, a round writt
   assert.deepEqual(run.rounds.values.train_s, [10, 8, 7]);
   assert.deepEqual(run.rounds.values.fedavg_s, [0.25, 0.2, null], 'a column this version does not know is kept');
   assert.equal(run.rounds.columns.at(-1), 'fedavg_s');
+  assert.deepEqual(
+    run.prometheus,
+    [{ cluster: 'edge', values: { activations: [3, 0, null], cold_starts: [1, 0, null], wait_s: [0.012, null, null], node_cpu_busy: [0.8, 0.35, null], node_mem_used_mb: [2048, 1900, null] } }],
+    'the prom_* columns per cluster, the resumed round 2 from its last row',
+  );
   assert.equal(run.info.name, 'alpha');
   assert.equal(run.info.engine, 'wasm+native');
   assert.deepEqual(run.info.platforms, ['local:box', 'openwhisk:edge']);
@@ -192,8 +197,9 @@ test('HTML: every string from a run is escaped, the data block cannot close its 
   const parsed = JSON.parse(block[1]!);
   assert.equal(parsed.runs[0].info.error, '</script><script>alert(2)</script>');
   assert.equal(parsed.runs.length, 2);
-  // one container per chart: accuracy, loss, and time, durations, events per run
-  assert.equal(html.match(/data-chart="/g)!.length, 2 + 3 * 2);
+  // one container per chart: accuracy, loss, and time, durations, events per run; alpha's Prometheus figures
+  assert.equal(html.match(/data-chart="/g)!.length, 2 + 3 * 2 + 1);
+  assert.equal(html.match(/data-chart="prometheus" data-run="1"/g)!.length, 1);
   // the inlined scripts are valid JavaScript
   const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
   assert.equal(scripts.length, 2, 'uPlot and the chart code');

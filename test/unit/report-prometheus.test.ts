@@ -1,7 +1,8 @@
 /**
  * The report and a run with prometheus_config / configurations: the prom_<figure>:<cluster> columns of rounds.csv
- * regrouped per cluster, drawn as a table per round and cluster (empty fields: Prometheus did not answer), and each
- * platform's configurations in the run's summary; a run without them has neither.
+ * regrouped per cluster, drawn as a chart (data-chart="prometheus") with a table per round and cluster under it
+ * (empty fields: Prometheus did not answer), and each platform's configurations in the run's summary; a run without
+ * them has neither.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +33,7 @@ test('prom_* columns per cluster and configurations in the data and the page', (
   ]);
   assert.deepEqual(run.info.configurations['openwhisk:cloud']!.host_names, ['invasic', 'b<2>']);
   const html = renderReportHtml(shapeReport([run]), loadChartLibrary());
-  assert.match(html, /<h3>Platform metrics from Prometheus/);
+  assert.match(html, /<h3>Platform metrics from Prometheus[^<]*<\/h3>\n<div class="chart" data-chart="prometheus" data-run="0"><\/div>\n<details><summary>Prometheus figures per round, as a table/, 'a chart, the table under it folded');
   assert.match(html, /<tr><td>1<\/td><td>cloud<\/td><td>3<\/td><td>3<\/td><td>0\.012<\/td><td>0\.75<\/td><td>2048<\/td><\/tr>/);
   assert.match(html, /<tr><td>2<\/td><td>cloud<\/td><td>—<\/td>/, 'no answer: empty');
   assert.match(html, /<tr><td>2<\/td><td>edge<\/td><td>4<\/td>/);
@@ -45,5 +46,6 @@ test('a run without them: no Prometheus section, no configurations', () => {
   assert.deepEqual(run.info.configurations, {});
   const html = renderReportHtml(shapeReport([run]), loadChartLibrary());
   assert.doesNotMatch(html, /Platform metrics from Prometheus/);
+  assert.doesNotMatch(html, /data-chart="prometheus"/);
   assert.match(html, /<th>platform configurations<\/th><td>—<\/td>/);
 });
