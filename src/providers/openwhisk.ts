@@ -1,8 +1,9 @@
 /**
- * The OpenWhisk provider, through the official `openwhisk` client (not hand-rolled HTTP): actions are created and
- * updated as Node.js code (`nodejs:20`) or as a docker image (`blackbox`), with limits and optional web export;
- * invocations are non-blocking (→ activation id) and activations are read back by id. A real cluster and the local
- * platform of fabric/ are reached the same way.
+ * The OpenWhisk provider, through the official `openwhisk` client: actions are created and updated as Node.js code
+ * (`nodejs:20`) or as a docker image (`blackbox`), with limits and optional web export. The two calls made per
+ * client of a round — invocations, non-blocking (→ activation id), and activations read back by id — go out as the
+ * client sends them but without its per-call overhead (openwhisk-rest.ts). A real cluster and the local platform of
+ * fabric/ are reached the same way.
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -10,6 +11,7 @@ import https from 'node:https';
 import openwhisk from 'openwhisk';
 import type { ActivationStatus } from '../store/types.js';
 import { actionLimits, fitLimits, STOCK_ACTION_LIMITS, type ActionLimits } from './openwhisk-limits.js';
+import { OpenWhiskRest } from './openwhisk-rest.js';
 import { ThrottledError } from './throttled.js';
 import type { Activation, FunctionSpec, Provider } from './types.js';
 import { ProviderError } from './types.js';
@@ -78,6 +80,8 @@ export class OpenWhiskProvider implements Provider {
   readonly cluster: string;
   private readonly ow: openwhisk.Client;
   private readonly agent: http.Agent;
+  /** The per-client calls (invoke, activation), over the same agent. */
+  private readonly rest: OpenWhiskRest;
   /** Activations this provider started and has not yet seen end (OpenWhisk answers 404 until they do). */
   private readonly issued = new Map<string, { functionName: string; invokedAt: number }>();
 
@@ -86,6 +90,7 @@ export class OpenWhiskProvider implements Provider {
     const secure = opts.apiHost.startsWith('https:');
     this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: !opts.insecure }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
     this.ow = openwhisk({ apihost: opts.apiHost, api_key: opts.apiKey, namespace: opts.namespace, ignore_certs: opts.insecure, agent: this.agent });
+    this.rest = new OpenWhiskRest({ apiHost: opts.apiHost, apiKey: opts.apiKey, namespace: opts.namespace, agent: this.agent });
   }
 
   private fail(e: unknown, what: string, name?: string): ProviderError {
@@ -194,20 +199,20 @@ export class OpenWhiskProvider implements Provider {
   }
 
   async invoke(name: string, params: Record<string, unknown>): Promise<string> {
-    let res: { activationId: string };
+    let activationId: string;
     try {
-      res = await this.ow.actions.invoke({ name, params, blocking: false });
+      activationId = await this.rest.invoke(name, params);
     } catch (e) {
       throw this.fail(e, 'invoking action', name);
     }
-    this.issued.set(res.activationId, { functionName: name, invokedAt: Date.now() });
-    return res.activationId;
+    this.issued.set(activationId, { functionName: name, invokedAt: Date.now() });
+    return activationId;
   }
 
   async activation(activationId: string): Promise<Activation | undefined> {
     let a: openwhisk.Activation<Record<string, unknown>>;
     try {
-      a = await this.ow.activations.get({ name: activationId });
+      a = (await this.rest.activation(activationId)) as unknown as openwhisk.Activation<Record<string, unknown>>;
     } catch (e) {
       const err = e as OwError;
       const mine = this.issued.get(activationId);
