@@ -2,13 +2,28 @@
  * HTTP plumbing of the local OpenWhisk API: bounded JSON bodies, JSON replies carrying the transaction id, query
  * values parsed as the API documents them.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WhiskHttpError } from './errors.js';
 
+/** Random bytes drawn ahead, 16 at a time for ids: one draw per 256 ids instead of one per id (a hot path). */
+const idPool = Buffer.alloc(4096);
+let idPoolAt = idPool.length;
+
+/** 32 lowercase hex characters from the pool (transaction and activation ids). */
+export function randomHexId(): string {
+  if (idPoolAt + 16 > idPool.length) {
+    randomFillSync(idPool);
+    idPoolAt = 0;
+  }
+  const id = idPool.toString('hex', idPoolAt, idPoolAt + 16);
+  idPoolAt += 16;
+  return id;
+}
+
 /** A transaction id as OpenWhisk writes it in `code` and `X-Request-ID`: 32 alphanumerics. */
 export function newTransactionId(): string {
-  return randomBytes(16).toString('hex');
+  return randomHexId();
 }
 
 /** The parsed JSON body, or undefined when there is none. 413 past `maxBytes`, 400 when it is not JSON. */

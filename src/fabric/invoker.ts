@@ -3,11 +3,11 @@
  * answer into an OpenWhisk activation record, which it stores when the activation ends. Keeps the running
  * activations so a blocking request can wait on one.
  */
-import { randomBytes } from 'node:crypto';
 import type { ContainerAction, ContainerRunResult, RunMeta } from '../runtime/container-types.js';
 import type { KeyValue, StoredAction } from './action-store.js';
 import { STATUS_CODES, type ActivationStatus, type ActivationStore, type StoredActivation } from './activation-store.js';
 import { WhiskMessages } from './errors.js';
+import { randomHexId } from './http.js';
 
 /** What the invoker needs of a container pool (runtime/container-pool.ts's ContainerPool). */
 export interface ContainerRunner {
@@ -34,6 +34,18 @@ export class Invoker {
     private readonly onStored: (rec: StoredActivation) => void = () => {},
   ) {}
 
+  /** Runs submitted in this turn of the event loop, started together right after it (see start). */
+  private deferred: (() => void)[] = [];
+
+  private later(run: () => void): void {
+    if (this.deferred.push(run) > 1) return;
+    setImmediate(() => {
+      const runs = this.deferred;
+      this.deferred = [];
+      for (const r of runs) r();
+    });
+  }
+
   /** Number of activations started and not yet ended. */
   get active(): number {
     return this.running.size;
@@ -53,8 +65,17 @@ export class Invoker {
     };
     if (action.annotations.some((a) => a.key === 'provide-api-key' && a.value === true)) meta.apiKey = this.who.apiKey;
     const submitted = Date.now();
-    const done = this.pool
-      .run(containerAction(action), params, meta)
+    // As a controller hands an activation to an invoker and answers at once, the run starts after this turn of the
+    // event loop: the request's answer (202 with the id) goes out first, and so do those of requests that came in
+    // with it, instead of waiting behind their container work. Runs start in the order they were submitted.
+    const done = new Promise<ContainerRunResult>((resolve, reject) => this.later(() => {
+        try {
+          this.pool.run(containerAction(action), params, meta).then(resolve, reject);
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    )
       .then((r) => this.record(action, activationId, r))
       .catch((e: unknown) => this.internalError(action, activationId, submitted, e))
       .then((rec) => {
@@ -149,5 +170,5 @@ function containerAction(a: StoredAction): ContainerAction {
 
 /** 32 lowercase hex characters, like OpenWhisk's activation ids. */
 export function newActivationId(): string {
-  return randomBytes(16).toString('hex');
+  return randomHexId();
 }

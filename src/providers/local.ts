@@ -50,6 +50,9 @@ async function zipCode(a: NonNullable<FunctionSpec['artifact']>, cluster: string
   }
 }
 
+/** How long an invocation trusts the deployment record last read before checking the file again. */
+const RECHECK_MS = 250;
+
 /** Memory given to the pool per slot: a client's container and the server functions' can all stay warm. */
 const SLOT_MEMORY_MB = 2048;
 
@@ -88,9 +91,28 @@ export class LocalProvider implements Provider {
       this.cached = { stamp, data };
       return structuredClone(data);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.cached = undefined;
+        return {};
+      }
       throw new ProviderError(`local cluster ${this.cluster}: cannot read its deployment record ${this.file}: ${(e as Error).message}`);
     }
+  }
+
+  /** When the record was last checked against the file for an invocation (Date.now()), see invocable(). */
+  private checkedAt = 0;
+
+  /**
+   * The record for invoking, read-only: checked against the file at most every RECHECK_MS (a round invokes
+   * hundreds of clients a second: one stat and one copy of the record per client were a good part of its cost), and
+   * at once after this provider changed it. Another keeper's redeploy is seen within RECHECK_MS.
+   */
+  private async invocable(): Promise<Record<string, Deployment>> {
+    const now = Date.now();
+    if (this.cached && now - this.checkedAt < RECHECK_MS) return this.cached.data;
+    const d = await this.readDeployments();
+    this.checkedAt = now;
+    return this.cached?.data ?? d;
   }
 
   private async writeDeployments(d: Record<string, Deployment>): Promise<void> {
@@ -107,6 +129,7 @@ export class LocalProvider implements Provider {
       const d = await this.readDeployments();
       if (change(d)) await this.writeDeployments(d);
     });
+    this.checkedAt = 0;
   }
 
   async deploy(spec: FunctionSpec): Promise<void> {
@@ -126,7 +149,7 @@ export class LocalProvider implements Provider {
   }
 
   async invoke(name: string, params: Record<string, unknown>): Promise<string> {
-    const deployments = await this.readDeployments();
+    const deployments = await this.invocable();
     const dep = Object.hasOwn(deployments, name) ? deployments[name] : undefined;
     if (!dep) {
       throw new ProviderError(`local cluster ${this.cluster}: function ${name} is not deployed (run \`fedkeeper deploy -c CONFIG\` first)`, 2);

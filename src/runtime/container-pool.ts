@@ -209,17 +209,36 @@ export class ContainerPool<A extends ContainerAction = ContainerAction, I = Acti
     if (this.closed) return;
     const maxActive = this.opts.maxActive ?? Infinity;
     let blocked = false;
+    // Once a run is blocked, later runs can only go to warm containers with a free slot: the actions that have one
+    // (recomputed after each placement); none left ends the pass, so a long queue costs nothing per ended run.
+    let free: Set<string> | undefined;
     for (let i = 0; i < this.queue.length && this.active < maxActive; ) {
       const job = this.queue[i]!;
+      if (blocked) {
+        free ??= this.actionsWithFreeSlots();
+        if (free.size === 0) break;
+        if (!free.has(keyOf(job.action))) {
+          i++;
+          continue;
+        }
+      }
       const place = this.placement(job, blocked);
       if (place) {
         this.queue.splice(i, 1);
         this.assign(job, place.container, place.cold);
+        free = undefined;
       } else {
         blocked = true;
         i++;
       }
     }
+  }
+
+  /** Keys (keyOf) of the actions that have a live container with a free concurrency slot. */
+  private actionsWithFreeSlots(): Set<string> {
+    const keys = new Set<string>();
+    for (const c of this.containers) if (c.alive && c.active < c.concurrency) keys.add(c.key);
+    return keys;
   }
 
   /** A warm container with a free slot, else a new one if memory allows (and no cold start is blocked), else none. */

@@ -95,6 +95,7 @@ test("an error object's message is shown, never [object Object]; a relayed attem
   assert.equal(failed.record.error, 'client 4 on google:gcf/fl_client: application error: bad');
   const done = await (await tracker.invoke(req(relay({ numSamples: 3, relayedActivationId: 'b'.repeat(32) }, 'success'), 2))).done;
   assert.equal(done.ok, true);
+  runDir.flush(); // rows are written at the end of the turn that produced them; this one has not ended yet
   const [head, ...rows] = readFileSync(path.join(dir, 'relay-run', 'activations', '1.csv'), 'utf8').trim().split('\n');
   const cols = head!.split(',');
   const recs = rows.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));

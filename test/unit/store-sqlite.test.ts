@@ -196,6 +196,48 @@ describe('SqliteStore (in memory)', () => {
     await store.deleteRun('never-existed');
   });
 
+  it('group commit: writes asked for in one turn are committed in one transaction, each promise after its commit', async () => {
+    const puts: Promise<void>[] = [];
+    for (let i = 0; i < 300; i++) puts.push(store.putActivation(activation(`g${i}`, { clientId: i })));
+    for (let i = 0; i < 50; i++) puts.push(store.putClientUpdate(update('r1', 1, i)));
+    assert.deepEqual(store.groupCommits, { transactions: 0, writes: 0 }); // nothing committed before the turn ends
+    await Promise.all(puts);
+    assert.deepEqual(store.groupCommits, { transactions: 1, writes: 350 });
+    assert.equal((await store.listActivations('r1', 1)).length, 300);
+    assert.equal((await store.listClientUpdates('r1', 1)).length, 50);
+  });
+
+  it('group commit: a later write of the same activation in the same turn wins; reads see writes not yet committed', async () => {
+    void store.putActivation(activation('a1'));
+    const last = store.putActivation(activation('a1', { endTime: 900, status: 'success', coldStart: false }));
+    // A read commits the waiting writes first.
+    const [row] = await store.listActivations('r1', 1);
+    assert.equal(row!.status, 'success');
+    assert.equal(row!.endTime, 900);
+    await last;
+    assert.equal(store.groupCommits.writes, 2);
+  });
+
+  it('group commit: a failing write fails alone, the others of its turn are committed', async () => {
+    const bad = activation('bad', { functionName: null as unknown as string }); // NOT NULL
+    const results = await Promise.allSettled([store.putActivation(activation('ok1')), store.putActivation(bad), store.putActivation(activation('ok2', { clientId: 2 }))]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /NOT NULL/);
+    assert.deepEqual((await store.listActivations('r1', 1)).map((a) => a.activationId).sort(), ['ok1', 'ok2']);
+  });
+
+  it('group commit: close commits the waiting writes; a write after close rejects', async () => {
+    const file = path.join(tmp, 'group-close.sqlite');
+    const s = new SqliteStore(file);
+    const put = s.putActivation(activation('c1'));
+    await s.close();
+    await put;
+    await assert.rejects(s.putActivation(activation('c2')));
+    const again = new SqliteStore(file);
+    assert.equal((await again.listActivations('r1')).length, 1);
+    await again.close();
+  });
+
   it('rejects after close; close is idempotent', async () => {
     await store.close();
     await store.close();

@@ -62,3 +62,34 @@ test('a resumed run written by an older version keeps its header: rows get exact
   RunDirectory.open(cur).round(row(2));
   assert.deepEqual(lines(cur)[2]!.slice(-4), ['0.25', '0.75', '0.125', '0.001']);
 });
+
+test('events and activation rows are written at the end of their turn, in order; a round row and close write them first', async () => {
+  const dir = path.join(tmp, 'turns');
+  const rd = RunDirectory.create(dir);
+  const events = () => fs.readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { type: string }).type);
+  const acts = () => fs.readFileSync(path.join(dir, 'activations', '1.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+  for (let i = 0; i < 3; i++) {
+    rd.event(`e${i}`);
+    rd.activation(1, { client_id: i, function: 'fl_client', platform: 'local', cluster: 'c', activation_id: `a${i}`, start_time: 1, end_time: 2, duration: 1, status: 'success', attempt: 1, cold_start: false, num_samples: 8, loss: 1, accuracy: 0.5, via: undefined, error: undefined, instance: undefined });
+  }
+  assert.deepEqual(events(), []); // not yet: the turn has not ended
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(events(), ['e0', 'e1', 'e2']);
+  assert.deepEqual(acts(), ['0', '1', '2']);
+  rd.event('before-round');
+  rd.round(row(1));
+  assert.deepEqual(events().at(-1), 'before-round');
+  rd.event('before-close');
+  rd.close();
+  assert.deepEqual(events().at(-1), 'before-close');
+});
+
+test('lines of the last turn are written when the process exits (an uncaught error, process.exit)', async () => {
+  const dir = path.join(tmp, 'exit');
+  const mod = new URL('../../src/telemetry/run-dir.js', import.meta.url).href;
+  const code = `const { RunDirectory } = await import(${JSON.stringify(mod)}); const rd = RunDirectory.create(${JSON.stringify(dir)}); rd.event('last'); throw new Error('crash');`;
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(fs.readFileSync(path.join(dir, 'events.jsonl'), 'utf8'), /"type":"last"/);
+});
