@@ -825,6 +825,11 @@ napi_value Sgd(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Fused training step
+
+#include "train_step.h"
+
+// ---------------------------------------------------------------------------------------------------------------
 // Configuration and measurement
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -917,6 +922,12 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adam", Adam},
       {"nadam", Nadam},
       {"sgd", Sgd},
+      {"trainerCreate", TrainerCreate},
+      {"trainerParams", TrainerParams},
+      {"trainerStart", TrainerStart},
+      {"trainerWeights", TrainerWeights},
+      {"trainerStep", TrainerStep},
+      {"trainerDispose", TrainerDispose},
       {"setThreads", SetThreads},
       {"setParts", SetParts},
       {"info", Info},

@@ -1,0 +1,392 @@
+// Fused training step: a whole sequential model (valid 'conv + bias + relu', max-pool, 'dense + bias (+ relu)',
+// softmax cross-entropy) trained one minibatch per call, with the weights and the optimizer's moments kept on the
+// native heap between calls. Included once, by fedkeeper_native.cc, inside its namespace (it uses that file's pool,
+// BLAS wrapper, im2col/col2im and update loops).
+//
+// One step = two pool dispatches: (1) the batch is cut into parts (by shape and setParts only, as every kernel
+// here), each part runs forward, loss and backward over its samples and leaves its own gradient; (2) the gradients
+// are summed in part order and the optimizer updates the weights (element ranges; per-element arithmetic fixed).
+// So a step is bit-for-bit the same for any thread count.
+//
+// Layouts are tfjs': NHWC activations, conv kernels [f, f, ci, co], dense kernels [in, out]; the parameter vector
+// is the model's variables concatenated (kernel, then bias, per layer).
+
+enum LayerType { kLayerConv = 1, kLayerPool = 2, kLayerDense = 3 };
+
+struct StepLayer {
+  int type = 0, act = 0;
+  int H = 1, W = 1, C = 0;     // input (dense: C features)
+  int oh = 1, ow = 1, oc = 0;  // output
+  int f = 1, s = 1;            // window and stride (conv: stride 1, no padding)
+  size_t w = 0, b = 0;         // offsets of kernel and bias in the parameter vector (conv, dense)
+  size_t In() const { return static_cast<size_t>(H) * W * C; }
+  size_t Out() const { return static_cast<size_t>(oh) * ow * oc; }
+  ConvDims Dims(int nb) const { return ConvDims{nb, H, W, C, f, f, oc, oh, ow, 1, 1, 0, 0}; }
+};
+
+struct StepPart {
+  std::vector<std::vector<float>> act;    // per layer: its output for this part's samples
+  std::vector<std::vector<int32_t>> arg;  // per pool layer: argmax of each output (index within the sample)
+  std::vector<float> d0, d1, cols, dcols;
+  std::vector<float> grad;  // this part's gradient, parameter layout
+  std::vector<double> bias;
+};
+
+struct Trainer {
+  std::vector<StepLayer> layers;
+  size_t inSize = 0, nParams = 0;
+  int classes = 0;
+  std::vector<float> w, wNext, m, v, g;
+  StepPart part[kMaxParts];
+  std::vector<double> loss;
+  std::vector<int> correct;
+};
+
+template <class T>
+T* Grow(std::vector<T>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+  return v->data();
+}
+
+// Max-pool forward, no padding: out = window max, arg = its index within the sample (first strictly greater value
+// in row-major window order, as MaxPoolGrad's rule).
+void PoolForward(const StepLayer& L, const float* in, int nb, float* out, int32_t* arg) {
+  std::vector<float> best(L.C);
+  std::vector<int32_t> pos(L.C);
+  for (int b = 0; b < nb; b++) {
+    const float* xb = in + b * L.In();
+    for (int oy = 0; oy < L.oh; oy++) {
+      for (int ox = 0; ox < L.ow; ox++) {
+        std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+        std::fill(pos.begin(), pos.end(), -1);
+        for (int wr = 0; wr < L.f; wr++) {
+          const int iy = oy * L.s + wr;
+          for (int wc = 0; wc < L.f; wc++) {
+            const int32_t base = (iy * L.W + ox * L.s + wc) * L.C;
+            MaxScan(xb + base, best.data(), pos.data(), L.C, base);
+          }
+        }
+        const size_t o = b * L.Out() + (static_cast<size_t>(oy) * L.ow + ox) * L.C;
+        std::memcpy(out + o, best.data(), sizeof(float) * L.C);
+        std::memcpy(arg + o, pos.data(), sizeof(int32_t) * L.C);
+      }
+    }
+  }
+}
+
+// Forward, loss and backward over samples [s0, s1) of the batch; the part's gradient goes to P.grad.
+void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, int s0, int s1) {
+  const int nb = s1 - s0;
+  const size_t nl = T.layers.size();
+  const float* W = T.w.data();
+  const float* xp = x + s0 * T.inSize;
+  if (P.act.size() < nl) P.act.resize(nl);
+  if (P.arg.size() < nl) P.arg.resize(nl);
+  // Forward.
+  const float* in = xp;
+  for (size_t li = 0; li < nl; li++) {
+    const StepLayer& L = T.layers[li];
+    float* out = Grow(&P.act[li], nb * L.Out());
+    if (L.type == kLayerConv) {
+      const ConvDims d = L.Dims(nb);
+      const int K = d.K(), chunk = d.ChunkSamples();
+      for (int c0 = 0; c0 < nb; c0 += chunk) {
+        const int nc = std::min(chunk, nb - c0);
+        const int rows = nc * L.oh * L.ow;
+        float* cols = Grow(&P.cols, static_cast<size_t>(rows) * K);
+        Im2Col(d, in + c0 * L.In(), nc, cols);
+        float* o = out + c0 * L.Out();
+        Sgemm(false, false, rows, L.oc, K, cols, K, W + L.w, L.oc, 0.0f, o, L.oc);
+        BiasAct(o, rows, L.oc, L.oc, W + L.b, L.act);
+      }
+    } else if (L.type == kLayerPool) {
+      PoolForward(L, in, nb, out, Grow(&P.arg[li], nb * L.Out()));
+    } else {
+      Sgemm(false, false, nb, L.oc, L.C, in, L.C, W + L.w, L.oc, 0.0f, out, L.oc);
+      BiasAct(out, nb, L.oc, L.oc, W + L.b, L.act);
+    }
+    in = out;
+  }
+  // Softmax cross-entropy, mean over the batch: loss_i = log Σ exp(z - max) + max - z[y]; dz = (softmax - onehot) / B.
+  const int K = T.classes;
+  float* dcur = Grow(&P.d0, static_cast<size_t>(nb) * std::max<size_t>(K, 1));
+  const double invB = 1.0 / B;
+  for (int i = 0; i < nb; i++) {
+    const float* z = in + static_cast<size_t>(i) * K;
+    const int label = y[s0 + i];
+    float mx = z[0];
+    int am = 0;
+    for (int j = 1; j < K; j++)
+      if (z[j] > mx) {
+        mx = z[j];
+        am = j;
+      }
+    double s = 0;
+    for (int j = 0; j < K; j++) s += std::exp(static_cast<double>(z[j]) - mx);
+    T.loss[s0 + i] = std::log(s) + mx - z[label];
+    T.correct[s0 + i] = am == label ? 1 : 0;
+    for (int j = 0; j < K; j++)
+      dcur[i * K + j] = static_cast<float>((std::exp(static_cast<double>(z[j]) - mx) / s - (j == label ? 1.0 : 0.0)) * invB);
+  }
+  // Backward.
+  size_t biasAt = 0;
+  std::vector<size_t> biasOff(nl, 0);
+  for (size_t li = 0; li < nl; li++)
+    if (T.layers[li].type != kLayerPool) {
+      biasOff[li] = biasAt;
+      biasAt += T.layers[li].oc;
+    }
+  double* biasSums = Grow(&P.bias, biasAt);
+  std::fill(biasSums, biasSums + biasAt, 0.0);
+  float* G = P.grad.data();
+  for (size_t k = nl; k-- > 0;) {
+    const StepLayer& L = T.layers[k];
+    const float* lin = k == 0 ? xp : P.act[k - 1].data();
+    const float* lout = P.act[k].data();
+    const size_t outN = nb * L.Out();
+    const bool needPrev = k > 0;
+    float* dprev = needPrev ? Grow(dcur == P.d0.data() ? &P.d1 : &P.d0, nb * L.In()) : nullptr;
+    if (L.act == 1)
+      for (size_t e = 0; e < outN; e++)
+        if (!(lout[e] > 0.0f)) dcur[e] = 0.0f;
+    if (L.type == kLayerDense) {
+      Sgemm(true, false, L.C, L.oc, nb, lin, L.C, dcur, L.oc, 0.0f, G + L.w, L.oc);
+      ColumnSums(dcur, nb, L.oc, L.oc, P.bias.data() + biasOff[k]);
+      if (needPrev) Sgemm(false, true, nb, L.C, L.oc, dcur, L.oc, W + L.w, L.oc, 0.0f, dprev, L.C);
+    } else if (L.type == kLayerConv) {
+      const ConvDims d = L.Dims(nb);
+      const int Kc = d.K(), chunk = d.ChunkSamples();
+      for (int c0 = 0; c0 < nb; c0 += chunk) {
+        const int nc = std::min(chunk, nb - c0);
+        const int rows = nc * L.oh * L.ow;
+        const float* dc = dcur + c0 * L.Out();
+        float* cols = Grow(&P.cols, static_cast<size_t>(rows) * Kc);
+        Im2Col(d, lin + c0 * L.In(), nc, cols);
+        Sgemm(true, false, Kc, L.oc, rows, cols, Kc, dc, L.oc, c0 == 0 ? 0.0f : 1.0f, G + L.w, L.oc);
+        if (needPrev) {
+          float* dcols = Grow(&P.dcols, static_cast<size_t>(rows) * Kc);
+          Sgemm(false, true, rows, Kc, L.oc, dc, L.oc, W + L.w, L.oc, 0.0f, dcols, Kc);
+          float* dx = dprev + c0 * L.In();
+          std::memset(dx, 0, sizeof(float) * nc * L.In());
+          Col2ImAdd(d, dcols, nc, dx);
+        }
+      }
+      ColumnSums(dcur, static_cast<size_t>(nb) * L.oh * L.ow, L.oc, L.oc, P.bias.data() + biasOff[k]);
+    } else if (needPrev) {
+      std::memset(dprev, 0, sizeof(float) * nb * L.In());
+      const int32_t* arg = P.arg[k].data();
+      const size_t per = L.Out();
+      for (int b = 0; b < nb; b++) {
+        float* dxb = dprev + b * L.In();
+        const float* dyb = dcur + b * per;
+        const int32_t* ab = arg + b * per;
+        for (size_t e = 0; e < per; e++)
+          if (ab[e] >= 0) dxb[ab[e]] += dyb[e];
+      }
+    }
+    if (L.type != kLayerPool)
+      for (int j = 0; j < L.oc; j++) G[L.b + j] = static_cast<float>(P.bias[biasOff[k] + j]);
+    if (needPrev) dcur = dprev;
+  }
+}
+
+void TrainerFinalize(napi_env, void* data, void*) {
+  Trainer** h = static_cast<Trainer**>(data);
+  delete *h;
+  delete h;
+}
+
+Trainer* GetTrainer(Args& a, size_t i) {
+  void* p = nullptr;
+  if (i >= a.argc || napi_get_value_external(a.env, a.argv[i], &p) != napi_ok || !p) {
+    a.Fail("fedkeeper_native: expected a trainer");
+    return nullptr;
+  }
+  Trainer* t = *static_cast<Trainer**>(p);
+  if (!t) a.Fail("fedkeeper_native: the trainer was disposed");
+  return t;
+}
+
+// trainerCreate(spec: Int32Array [H, W, C, classes, nLayers, then per layer: type, p1, p2, act]) -> trainer
+//   conv: p1 = kernel size, p2 = filters (stride 1, no padding); pool: p1 = window, p2 = stride; dense: p1 = units.
+napi_value TrainerCreate(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  uint8_t* d = nullptr;
+  size_t len = 0;
+  if (!a.Bytes(0, &d, &len)) return nullptr;
+  const int32_t* s = reinterpret_cast<const int32_t*>(d);
+  const size_t n = len / 4;
+  if (n < 5 || n != 5 + 4 * static_cast<size_t>(std::max(0, s[4]))) {
+    a.Fail("fedkeeper_native: invalid trainer spec");
+    return nullptr;
+  }
+  auto t = std::make_unique<Trainer>();
+  int H = s[0], W = s[1], C = s[2];
+  t->classes = s[3];
+  bool ok = H > 0 && W > 0 && C > 0 && t->classes > 0;
+  t->inSize = static_cast<size_t>(H) * W * C;
+  size_t params = 0;
+  for (int i = 0; i < s[4] && ok; i++) {
+    const int32_t* q = s + 5 + 4 * i;
+    StepLayer L;
+    L.type = q[0];
+    L.act = q[3];
+    L.H = H, L.W = W, L.C = C;
+    if (L.type == kLayerConv) {
+      L.f = q[1], L.oc = q[2], L.oh = H - L.f + 1, L.ow = W - L.f + 1;
+    } else if (L.type == kLayerPool) {
+      L.f = q[1], L.s = q[2], L.oc = C;
+      ok = L.f > 0 && L.s > 0 && L.act == 0;
+      if (ok) L.oh = (H - L.f) / L.s + 1, L.ow = (W - L.f) / L.s + 1;
+    } else if (L.type == kLayerDense) {
+      L.C = H * W * C, L.H = 1, L.W = 1, L.oc = q[1];
+    } else {
+      ok = false;
+    }
+    ok = ok && L.f > 0 && L.oc > 0 && L.oh > 0 && L.ow > 0 && L.f <= H && L.f <= W && (L.act == 0 || L.act == 1) &&
+         static_cast<int64_t>(L.H) * L.W * L.C < (int64_t(1) << 31);
+    if (L.type != kLayerPool) {
+      L.w = params;
+      params += static_cast<size_t>(L.type == kLayerConv ? L.f * L.f * C : L.C) * L.oc;
+      L.b = params;
+      params += L.oc;
+    }
+    t->layers.push_back(L);
+    H = L.oh, W = L.ow, C = L.oc;
+  }
+  if (!ok || t->layers.empty() || H * W * C != t->classes || t->layers.back().type != kLayerDense || t->layers.back().act != 0) {
+    a.Fail("fedkeeper_native: invalid trainer spec");
+    return nullptr;
+  }
+  t->nParams = params;
+  for (auto* vec : {&t->w, &t->wNext, &t->m, &t->v, &t->g}) vec->assign(params, 0.0f);
+  auto** holder = new Trainer*(t.release());
+  napi_value out;
+  if (napi_create_external(env, holder, TrainerFinalize, nullptr, &out) != napi_ok) {
+    delete *holder;
+    delete holder;
+    a.Fail("fedkeeper_native: could not create a trainer");
+    return nullptr;
+  }
+  return out;
+}
+
+// trainerParams(trainer) -> number of parameters
+napi_value TrainerParams(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  Trainer* t = GetTrainer(a, 0);
+  if (!t) return nullptr;
+  napi_value out;
+  napi_create_double(env, static_cast<double>(t->nParams), &out);
+  return out;
+}
+
+// trainerStart(trainer, weights: Float32Array): load the weights, zero the optimizer's moments.
+napi_value TrainerStart(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  Trainer* t = GetTrainer(a, 0);
+  if (!t) return nullptr;
+  const float* src = a.Floats(1, t->nParams);
+  if (!src) return nullptr;
+  std::memcpy(t->w.data(), src, sizeof(float) * t->nParams);
+  std::fill(t->m.begin(), t->m.end(), 0.0f);
+  std::fill(t->v.begin(), t->v.end(), 0.0f);
+  return Undefined(env);
+}
+
+// trainerWeights(trainer, out: Float32Array): copy the weights out.
+napi_value TrainerWeights(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  Trainer* t = GetTrainer(a, 0);
+  if (!t) return nullptr;
+  float* dst = a.Floats(1, t->nParams);
+  if (!dst) return nullptr;
+  std::memcpy(dst, t->w.data(), sizeof(float) * t->nParams);
+  return Undefined(env);
+}
+
+// trainerDispose(trainer): free its memory now (the handle then refuses every call).
+napi_value TrainerDispose(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  void* p = nullptr;
+  if (a.argc < 1 || napi_get_value_external(env, a.argv[0], &p) != napi_ok || !p) {
+    a.Fail("fedkeeper_native: expected a trainer");
+    return nullptr;
+  }
+  Trainer** h = static_cast<Trainer**>(p);
+  delete *h;
+  *h = nullptr;
+  return Undefined(env);
+}
+
+// trainerStep(trainer, x: Float32Array [B*inSize], y: Int32Array [B], B, optimizer (0 sgd, 1 adam, 2 nadam),
+//             scalars: Float64Array [9] (the update's scalars after (heap, value, grad, out, n[, m, v]) as for
+//             sgd/adam/nadam, zero-padded), result: Float64Array [2] (mean loss, correct predictions))
+napi_value TrainerStep(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  Trainer* t = GetTrainer(a, 0);
+  const int B = a.Int(3), kind = a.Int(4);
+  if (!t || !a.ok) return nullptr;
+  if (B < 1 || kind < 0 || kind > 2) {
+    a.Fail("fedkeeper_native: invalid trainer step");
+    return nullptr;
+  }
+  const float* x = a.Floats(1, static_cast<size_t>(B) * t->inSize);
+  uint8_t* yb = nullptr;
+  size_t ylen = 0;
+  if (!x || !a.Bytes(2, &yb, &ylen)) return nullptr;
+  const int32_t* y = reinterpret_cast<const int32_t*>(yb);
+  const double* sc = reinterpret_cast<const double*>(a.Floats(5, 18));
+  double* result = reinterpret_cast<double*>(a.Floats(6, 4));
+  if (!a.ok) return nullptr;
+  if (ylen < static_cast<size_t>(B) * 4) {
+    a.Fail("fedkeeper_native: too few labels");
+    return nullptr;
+  }
+  for (int i = 0; i < B; i++)
+    if (y[i] < 0 || y[i] >= t->classes) {
+      a.Fail("fedkeeper_native: label out of range");
+      return nullptr;
+    }
+  t->loss.assign(B, 0.0);
+  t->correct.assign(B, 0);
+  const int parts = std::max(1, std::min(B, g_parts));
+  for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, t->nParams);
+  g_pool.Run(parts, [&](int p) { PartStep(*t, t->part[p], x, y, B, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
+  // Sum the parts' gradients in part order, then update (element ranges, any number of them).
+  const float f[9] = {static_cast<float>(sc[0]), static_cast<float>(sc[1]), static_cast<float>(sc[2]),
+                      static_cast<float>(sc[3]), static_cast<float>(sc[4]), static_cast<float>(sc[5]),
+                      static_cast<float>(sc[6]), static_cast<float>(sc[7]), static_cast<float>(sc[8])};
+  float* g = parts == 1 ? t->part[0].grad.data() : t->g.data();
+  const float* val = t->w.data();
+  float* out = t->wNext.data();
+  float* m = t->m.data();
+  float* v = t->v.data();
+  Elementwise(t->nParams, [&](size_t lo, size_t hi) {
+    if (parts > 1) {
+      std::memcpy(g + lo, t->part[0].grad.data() + lo, sizeof(float) * (hi - lo));
+      for (int p = 1; p < parts; p++) {
+        const float* src = t->part[p].grad.data();
+        for (size_t e = lo; e < hi; e++) g[e] += src[e];
+      }
+    }
+    if (kind == 0)
+      SgdRange(val + lo, g + lo, out + lo, hi - lo, f[0]);
+    else if (kind == 1)
+      AdamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], 1.0f - f[4], 1.0f - f[5], f[6], f[7]);
+    else
+      NadamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
+  });
+  t->w.swap(t->wNext);
+  double loss = 0;
+  int correct = 0;
+  for (int i = 0; i < B; i++) loss += t->loss[i], correct += t->correct[i];
+  result[0] = loss / B;
+  result[1] = correct;
+  return Undefined(env);
+}
