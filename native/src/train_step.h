@@ -25,11 +25,16 @@ struct StepLayer {
 };
 
 struct StepPart {
-  std::vector<std::vector<float>> act;    // per layer: its output for this part's samples
-  std::vector<std::vector<int32_t>> arg;  // per pool layer: argmax of each output (index within the sample)
   std::vector<float> d0, d1, cols, dcols;
-  std::vector<float> grad;  // this part's gradient, parameter layout
+  std::vector<float> grad;  // this part's gradient (parameter layout; dense kernels are left to the update phase)
   std::vector<double> bias;
+};
+
+// A range of the parameter vector the update phase computes and applies: a block of a dense kernel's rows (its
+// gradient is one product over the whole batch) or a range of everything else (the parts' gradients, summed).
+struct UpdateItem {
+  size_t lo, hi;
+  int layer;  // dense layer index, or -1
 };
 
 struct Trainer {
@@ -38,9 +43,93 @@ struct Trainer {
   int classes = 0;
   std::vector<float> w, wNext, m, v, g;
   StepPart part[kMaxParts];
+  // Batch-wide, each part writing its samples' rows: layer outputs, pool argmaxes, dense layers' output gradients.
+  std::vector<std::vector<float>> act, dsave;
+  std::vector<std::vector<int32_t>> arg;
+  std::vector<UpdateItem> items;
   std::vector<double> loss;
   std::vector<int> correct;
 };
+
+// Few taps per output (a first layer on few channels): im2col + GEMM wastes most of its time there, so the
+// convolution runs directly, vectorised over output channels.
+constexpr int kDirectTaps = 32;
+constexpr int kDirectChannels = 128;
+inline bool Direct(const StepLayer& L) { return L.f * L.f * L.C <= kDirectTaps && L.oc <= kDirectChannels; }
+
+// The K = f*f*C input taps of output (oy, ox) of one sample, in the im2col order (kh, kw, c).
+inline void Taps(const StepLayer& L, const float* xb, int oy, int ox, float* t) {
+  const int run = L.f * L.C;
+  for (int kh = 0; kh < L.f; kh++) {
+    const float* src = xb + (static_cast<size_t>(oy + kh) * L.W + ox) * L.C;
+    for (int j = 0; j < run; j++) t[kh * run + j] = src[j];
+  }
+}
+
+// out[pix][co] = act(bias[co] + sum over taps k in order of t[k] * w[k][co])
+FK_CLONES void DirectForward(const StepLayer& L, const float* in, int nb, const float* w, const float* bias, float* out) {
+  const int K = L.f * L.f * L.C, Co = L.oc;
+  float t[kDirectTaps];
+  float acc[kDirectChannels];
+  for (int b = 0; b < nb; b++) {
+    const float* xb = in + b * L.In();
+    for (int oy = 0; oy < L.oh; oy++)
+      for (int ox = 0; ox < L.ow; ox++) {
+        Taps(L, xb, oy, ox, t);
+        for (int co = 0; co < Co; co++) acc[co] = 0.0f;
+        for (int k = 0; k < K; k++) {
+          const float v = t[k];
+          const float* wr = w + static_cast<size_t>(k) * Co;
+          for (int co = 0; co < Co; co++) acc[co] += v * wr[co];
+        }
+        float* o = out + b * L.Out() + (static_cast<size_t>(oy) * L.ow + ox) * Co;
+        for (int co = 0; co < Co; co++) {
+          const float r = acc[co] + bias[co];
+          o[co] = L.act == 1 && r < 0.0f ? 0.0f : r;
+        }
+      }
+  }
+}
+
+// dw[k][co] = sum over this part's output pixels, in order, of t_pix[k] * dy[pix][co]
+FK_CLONES void DirectFilterGrad(const StepLayer& L, const float* in, int nb, const float* dy, float* dw) {
+  const int K = L.f * L.f * L.C, Co = L.oc;
+  float t[kDirectTaps];
+  std::memset(dw, 0, sizeof(float) * K * Co);
+  for (int b = 0; b < nb; b++) {
+    const float* xb = in + b * L.In();
+    for (int oy = 0; oy < L.oh; oy++)
+      for (int ox = 0; ox < L.ow; ox++) {
+        Taps(L, xb, oy, ox, t);
+        const float* d = dy + b * L.Out() + (static_cast<size_t>(oy) * L.ow + ox) * Co;
+        for (int k = 0; k < K; k++) {
+          const float v = t[k];
+          float* g = dw + static_cast<size_t>(k) * Co;
+          for (int co = 0; co < Co; co++) g[co] += v * d[co];
+        }
+      }
+  }
+}
+
+// 2x2, stride 2 max-pool of one output row (all channels): the same first-strictly-greater rule as MaxScan.
+FK_CLONES void Pool2x2Row(const float* __restrict r0, const float* __restrict r1, int C, int32_t base0, int32_t base1,
+                          float* __restrict out, int32_t* __restrict arg) {
+  for (int c = 0; c < C; c++) {
+    float best = r0[c];
+    int32_t pos = base0 + c;
+    bool gt = r0[C + c] > best;
+    best = gt ? r0[C + c] : best;
+    pos = gt ? base0 + C + c : pos;
+    gt = r1[c] > best;
+    best = gt ? r1[c] : best;
+    pos = gt ? base1 + c : pos;
+    gt = r1[C + c] > best;
+    best = gt ? r1[C + c] : best;
+    pos = gt ? base1 + C + c : pos;
+    out[c] = best;
+    arg[c] = pos;
+  }
+}
 
 template <class T>
 T* Grow(std::vector<T>* v, size_t n) {
@@ -51,6 +140,19 @@ T* Grow(std::vector<T>* v, size_t n) {
 // Max-pool forward, no padding: out = window max, arg = its index within the sample (first strictly greater value
 // in row-major window order, as MaxPoolGrad's rule).
 void PoolForward(const StepLayer& L, const float* in, int nb, float* out, int32_t* arg) {
+  if (L.f == 2 && L.s == 2) {
+    // (A NaN first in a window is kept here where MaxScan would skip it: both then pass no useful gradient.)
+    for (int b = 0; b < nb; b++) {
+      const float* xb = in + b * L.In();
+      for (int oy = 0; oy < L.oh; oy++)
+        for (int ox = 0; ox < L.ow; ox++) {
+          const int32_t b0 = ((2 * oy) * L.W + 2 * ox) * L.C, b1 = b0 + L.W * L.C;
+          const size_t o = b * L.Out() + (static_cast<size_t>(oy) * L.ow + ox) * L.C;
+          Pool2x2Row(xb + b0, xb + b1, L.C, b0, b1, out + o, arg + o);
+        }
+    }
+    return;
+  }
   std::vector<float> best(L.C);
   std::vector<int32_t> pos(L.C);
   for (int b = 0; b < nb; b++) {
@@ -74,20 +176,21 @@ void PoolForward(const StepLayer& L, const float* in, int nb, float* out, int32_
   }
 }
 
-// Forward, loss and backward over samples [s0, s1) of the batch; the part's gradient goes to P.grad.
+// Forward, loss and backward over samples [s0, s1) of the batch. The part's gradients go to P.grad, except the
+// dense kernels': their output gradients are saved (T.dsave) for the update phase's whole-batch products.
 void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, int s0, int s1) {
   const int nb = s1 - s0;
   const size_t nl = T.layers.size();
   const float* W = T.w.data();
   const float* xp = x + s0 * T.inSize;
-  if (P.act.size() < nl) P.act.resize(nl);
-  if (P.arg.size() < nl) P.arg.resize(nl);
   // Forward.
   const float* in = xp;
   for (size_t li = 0; li < nl; li++) {
     const StepLayer& L = T.layers[li];
-    float* out = Grow(&P.act[li], nb * L.Out());
-    if (L.type == kLayerConv) {
+    float* out = T.act[li].data() + s0 * L.Out();
+    if (L.type == kLayerConv && Direct(L)) {
+      DirectForward(L, in, nb, W + L.w, W + L.b, out);
+    } else if (L.type == kLayerConv) {
       const ConvDims d = L.Dims(nb);
       const int K = d.K(), chunk = d.ChunkSamples();
       for (int c0 = 0; c0 < nb; c0 += chunk) {
@@ -100,7 +203,7 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
         BiasAct(o, rows, L.oc, L.oc, W + L.b, L.act);
       }
     } else if (L.type == kLayerPool) {
-      PoolForward(L, in, nb, out, Grow(&P.arg[li], nb * L.Out()));
+      PoolForward(L, in, nb, out, T.arg[li].data() + s0 * L.Out());
     } else {
       Sgemm(false, false, nb, L.oc, L.C, in, L.C, W + L.w, L.oc, 0.0f, out, L.oc);
       BiasAct(out, nb, L.oc, L.oc, W + L.b, L.act);
@@ -109,7 +212,7 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
   }
   // Softmax cross-entropy, mean over the batch: loss_i = log Σ exp(z - max) + max - z[y]; dz = (softmax - onehot) / B.
   const int K = T.classes;
-  float* dcur = Grow(&P.d0, static_cast<size_t>(nb) * std::max<size_t>(K, 1));
+  float* dcur = Grow(&P.d0, static_cast<size_t>(nb) * K);
   const double invB = 1.0 / B;
   for (int i = 0; i < nb; i++) {
     const float* z = in + static_cast<size_t>(i) * K;
@@ -139,20 +242,25 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
   double* biasSums = Grow(&P.bias, biasAt);
   std::fill(biasSums, biasSums + biasAt, 0.0);
   float* G = P.grad.data();
+  bool masked = false;  // dcur already has the relu gradient applied (a max-pool's backward did it)
   for (size_t k = nl; k-- > 0;) {
     const StepLayer& L = T.layers[k];
-    const float* lin = k == 0 ? xp : P.act[k - 1].data();
-    const float* lout = P.act[k].data();
+    const float* lin = k == 0 ? xp : T.act[k - 1].data() + s0 * L.In();
+    const float* lout = T.act[k].data() + s0 * L.Out();
     const size_t outN = nb * L.Out();
     const bool needPrev = k > 0;
     float* dprev = needPrev ? Grow(dcur == P.d0.data() ? &P.d1 : &P.d0, nb * L.In()) : nullptr;
-    if (L.act == 1)
+    if (L.act == 1 && !masked)
       for (size_t e = 0; e < outN; e++)
         if (!(lout[e] > 0.0f)) dcur[e] = 0.0f;
+    masked = false;
     if (L.type == kLayerDense) {
-      Sgemm(true, false, L.C, L.oc, nb, lin, L.C, dcur, L.oc, 0.0f, G + L.w, L.oc);
+      std::memcpy(T.dsave[k].data() + s0 * L.oc, dcur, sizeof(float) * nb * L.oc);
       ColumnSums(dcur, nb, L.oc, L.oc, P.bias.data() + biasOff[k]);
       if (needPrev) Sgemm(false, true, nb, L.C, L.oc, dcur, L.oc, W + L.w, L.oc, 0.0f, dprev, L.C);
+    } else if (L.type == kLayerConv && Direct(L) && !needPrev) {
+      DirectFilterGrad(L, lin, nb, dcur, G + L.w);
+      ColumnSums(dcur, static_cast<size_t>(nb) * L.oh * L.ow, L.oc, L.oc, P.bias.data() + biasOff[k]);
     } else if (L.type == kLayerConv) {
       const ConvDims d = L.Dims(nb);
       const int Kc = d.K(), chunk = d.ChunkSamples();
@@ -173,21 +281,48 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
       }
       ColumnSums(dcur, static_cast<size_t>(nb) * L.oh * L.ow, L.oc, L.oc, P.bias.data() + biasOff[k]);
     } else if (needPrev) {
+      // Max-pool: each output's gradient to its argmax; the layer below's relu gradient applied on the way.
+      const bool relu = T.layers[k - 1].act == 1;
+      const float* below = T.act[k - 1].data() + s0 * L.In();
       std::memset(dprev, 0, sizeof(float) * nb * L.In());
-      const int32_t* arg = P.arg[k].data();
+      const int32_t* arg = T.arg[k].data() + s0 * L.Out();
       const size_t per = L.Out();
       for (int b = 0; b < nb; b++) {
         float* dxb = dprev + b * L.In();
+        const float* xb = below + b * L.In();
         const float* dyb = dcur + b * per;
         const int32_t* ab = arg + b * per;
         for (size_t e = 0; e < per; e++)
-          if (ab[e] >= 0) dxb[ab[e]] += dyb[e];
+          if (ab[e] >= 0 && (!relu || xb[ab[e]] > 0.0f)) dxb[ab[e]] += dyb[e];
       }
+      masked = relu;
     }
     if (L.type != kLayerPool)
       for (int j = 0; j < L.oc; j++) G[L.b + j] = static_cast<float>(P.bias[biasOff[k] + j]);
     if (needPrev) dcur = dprev;
   }
+}
+
+// The update phase's work list for a batch of B (shape only): dense kernels in blocks of rows, everything else in
+// ranges.
+void PlanUpdate(Trainer& T) {
+  T.items.clear();
+  constexpr size_t kBlock = 16384;  // parameters per item (about)
+  size_t at = 0;
+  auto others = [&](size_t to) {
+    for (size_t lo = at; lo < to; lo += kBlock) T.items.push_back({lo, std::min(to, lo + kBlock), -1});
+    at = to;
+  };
+  for (size_t k = 0; k < T.layers.size(); k++) {
+    const StepLayer& L = T.layers[k];
+    if (L.type != kLayerDense) continue;
+    others(L.w);
+    const size_t rows = std::max<size_t>(1, kBlock / L.oc);
+    for (size_t r = 0; r < static_cast<size_t>(L.C); r += rows)
+      T.items.push_back({L.w + r * L.oc, L.w + std::min<size_t>(L.C, r + rows) * L.oc, static_cast<int>(k)});
+    at = L.b;
+  }
+  others(T.nParams);
 }
 
 void TrainerFinalize(napi_env, void* data, void*) {
@@ -355,20 +490,39 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
     }
   t->loss.assign(B, 0.0);
   t->correct.assign(B, 0);
+  const size_t nl = t->layers.size();
+  t->act.resize(nl);
+  t->arg.resize(nl);
+  t->dsave.resize(nl);
+  for (size_t k = 0; k < nl; k++) {
+    const StepLayer& L = t->layers[k];
+    Grow(&t->act[k], B * L.Out());
+    if (L.type == kLayerPool) Grow(&t->arg[k], B * L.Out());
+    if (L.type == kLayerDense) Grow(&t->dsave[k], static_cast<size_t>(B) * L.oc);
+  }
+  if (t->items.empty()) PlanUpdate(*t);
   const int parts = std::max(1, std::min(B, g_parts));
   for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, t->nParams);
   g_pool.Run(parts, [&](int p) { PartStep(*t, t->part[p], x, y, B, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
-  // Sum the parts' gradients in part order, then update (element ranges, any number of them).
+  // Update: per item, its gradient (a dense kernel block: one product over the batch; else the parts' gradients
+  // summed in part order), then the optimizer on the item's range.
   const float f[9] = {static_cast<float>(sc[0]), static_cast<float>(sc[1]), static_cast<float>(sc[2]),
                       static_cast<float>(sc[3]), static_cast<float>(sc[4]), static_cast<float>(sc[5]),
                       static_cast<float>(sc[6]), static_cast<float>(sc[7]), static_cast<float>(sc[8])};
-  float* g = parts == 1 ? t->part[0].grad.data() : t->g.data();
+  float* g = t->g.data();
   const float* val = t->w.data();
   float* out = t->wNext.data();
   float* m = t->m.data();
   float* v = t->v.data();
-  Elementwise(t->nParams, [&](size_t lo, size_t hi) {
-    if (parts > 1) {
+  g_pool.Run(static_cast<int>(t->items.size()), [&](int i) {
+    const UpdateItem& it = t->items[i];
+    const size_t lo = it.lo, hi = it.hi;
+    if (it.layer >= 0) {
+      const StepLayer& L = t->layers[it.layer];
+      const size_t r0 = (lo - L.w) / L.oc, r1 = (hi - L.w) / L.oc;
+      const float* lin = it.layer == 0 ? x : t->act[it.layer - 1].data();
+      Sgemm(true, false, static_cast<int>(r1 - r0), L.oc, B, lin + r0, L.C, t->dsave[it.layer].data(), L.oc, 0.0f, g + lo, L.oc);
+    } else {
       std::memcpy(g + lo, t->part[0].grad.data() + lo, sizeof(float) * (hi - lo));
       for (int p = 1; p < parts; p++) {
         const float* src = t->part[p].grad.data();
