@@ -42,7 +42,7 @@ struct Trainer {
   std::vector<StepLayer> layers;
   size_t inSize = 0, nParams = 0;
   int classes = 0;
-  std::vector<float> w, wNext, m, v, g;
+  std::vector<float> w, m, v, g;
   StepPart part[kMaxParts];
   // Batch-wide, each part writing its samples' rows: layer outputs, pool argmaxes, dense layers' output gradients.
   std::vector<std::vector<float>> act, dsave;
@@ -196,6 +196,46 @@ FK_CLONES void Pool2x2Row(const float* __restrict r0, const float* __restrict r1
     out[c] = best;
     arg[c] = pos;
   }
+}
+
+// The optimizers' updates in place (these weights are nobody else's): float for float the same operations as
+// AdamRange, NadamRange and SgdRange, so the same results as tfjs' optimizers given the same gradient.
+FK_CLONES void AdamInPlace(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
+                           size_t n, float b1, float ob1, float b2, float ob2, float omab1, float omab2, float eps,
+                           float negLr) {
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + gi * ob1;
+    const float gg = gi * gi;
+    const float vi = v[i] * b2 + gg * ob2;
+    m[i] = mi;
+    v[i] = vi;
+    const float bc1 = mi / omab1;
+    const float bc2 = vi / omab2;
+    const float q = bc1 / (std::sqrt(bc2) + eps);
+    w[i] = q * negLr + w[i];
+  }
+}
+
+FK_CLONES void NadamInPlace(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
+                            size_t n, float b1, float ob1, float b2, float ob2, float cG, float cM, float vDenom,
+                            float eps, float lr) {
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mT = m[i] * b1 + gi * ob1;
+    const float gg = gi * gi;
+    const float vT = v[i] * b2 + gg * ob2;
+    m[i] = mT;
+    v[i] = vT;
+    const float mBar = gi * cG + mT * cM;
+    const float denom = std::sqrt(vT / vDenom) + eps;
+    const float step = (mBar / denom) * lr;
+    w[i] = w[i] - step;
+  }
+}
+
+FK_CLONES void SgdInPlace(float* __restrict w, const float* __restrict g, size_t n, float negLr) {
+  for (size_t i = 0; i < n; i++) w[i] = negLr * g[i] + w[i];
 }
 
 template <class T>
@@ -467,7 +507,7 @@ napi_value TrainerCreate(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   t->nParams = params;
-  for (auto* vec : {&t->w, &t->wNext, &t->m, &t->v, &t->g}) vec->assign(params, 0.0f);
+  for (auto* vec : {&t->w, &t->m, &t->v, &t->g}) vec->assign(params, 0.0f);
   auto** holder = new Trainer*(t.release());
   napi_value out;
   if (napi_create_external(env, holder, TrainerFinalize, nullptr, &out) != napi_ok) {
@@ -582,8 +622,7 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
                       static_cast<float>(sc[3]), static_cast<float>(sc[4]), static_cast<float>(sc[5]),
                       static_cast<float>(sc[6]), static_cast<float>(sc[7]), static_cast<float>(sc[8])};
   float* g = t->g.data();
-  const float* val = t->w.data();
-  float* out = t->wNext.data();
+  float* val = t->w.data();
   float* m = t->m.data();
   float* v = t->v.data();
   g_pool.Run(static_cast<int>(t->items.size()), [&](int i) {
@@ -602,13 +641,12 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
       }
     }
     if (kind == 0)
-      SgdRange(val + lo, g + lo, out + lo, hi - lo, f[0]);
+      SgdInPlace(val + lo, g + lo, hi - lo, f[0]);
     else if (kind == 1)
-      AdamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], 1.0f - f[4], 1.0f - f[5], f[6], f[7]);
+      AdamInPlace(val + lo, g + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], 1.0f - f[4], 1.0f - f[5], f[6], f[7]);
     else
-      NadamRange(val + lo, g + lo, out + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
+      NadamInPlace(val + lo, g + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
   });
-  t->w.swap(t->wNext);
   double loss = 0;
   int correct = 0;
   for (int i = 0; i < B; i++) loss += t->loss[i], correct += t->correct[i];
