@@ -35,7 +35,7 @@ struct StepPart {
 // gradient is one product over the whole batch) or a range of everything else (the parts' gradients, summed).
 struct UpdateItem {
   size_t lo, hi;
-  int layer;  // dense layer index, or -1
+  int layer;  // dense layer index (its kernel), -2 (a dense bias: gradient already in T.g) or -1 (the parts' sum)
 };
 
 struct Trainer {
@@ -46,6 +46,8 @@ struct Trainer {
   StepPart part[kMaxParts];
   // Batch-wide, each part writing its samples' rows: layer outputs, pool argmaxes, dense layers' output gradients.
   std::vector<std::vector<float>> act, dsave;
+  std::vector<float> dflat;  // gradient of the last conv/pool layer's output
+  size_t firstDense = 0;     // layers before it run per part; it and the rest (all dense) over the whole batch
   std::vector<std::vector<int32_t>> arg;
   std::vector<UpdateItem> items;
   std::vector<double> loss;
@@ -283,9 +285,8 @@ void PoolForward(const StepLayer& L, const float* in, int nb, float* out, int32_
   }
 }
 
-// Forward, loss and backward over samples [s0, s1) of the batch. The part's gradients go to P.grad, except the
-// dense kernels': their output gradients are saved (T.dsave) for the update phase's whole-batch products.
-void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, int s0, int s1) {
+// Per part: the convolution/pool layers before the first dense one, forward over samples [s0, s1).
+void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   const int nb = s1 - s0;
   const size_t nl = T.layers.size();
   const float* W = T.w.data();
@@ -293,7 +294,7 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
   if (P.keep.size() < nl) P.keep.resize(nl);
   // Forward.
   const float* in = xp;
-  for (size_t li = 0; li < nl; li++) {
+  for (size_t li = 0; li < T.firstDense; li++) {
     const StepLayer& L = T.layers[li];
     float* out = T.act[li].data() + s0 * L.Out();
     if (L.type == kLayerConv && Direct(L)) {
@@ -310,35 +311,19 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
         Sgemm(false, false, rows, L.oc, K, cols, K, W + L.w, L.oc, 0.0f, o, L.oc);
         BiasAct(o, rows, L.oc, L.oc, W + L.b, L.act);
       }
-    } else if (L.type == kLayerPool) {
-      PoolForward(L, in, nb, out, T.arg[li].data() + s0 * L.Out());
     } else {
-      Sgemm(false, false, nb, L.oc, L.C, in, L.C, W + L.w, L.oc, 0.0f, out, L.oc);
-      BiasAct(out, nb, L.oc, L.oc, W + L.b, L.act);
+      PoolForward(L, in, nb, out, T.arg[li].data() + s0 * L.Out());
     }
     in = out;
   }
-  // Softmax cross-entropy, mean over the batch: loss_i = log Σ exp(z - max) + max - z[y]; dz = (softmax - onehot) / B.
-  const int K = T.classes;
-  float* dcur = Grow(&P.d0, static_cast<size_t>(nb) * K);
-  const double invB = 1.0 / B;
-  for (int i = 0; i < nb; i++) {
-    const float* z = in + static_cast<size_t>(i) * K;
-    const int label = y[s0 + i];
-    float mx = z[0];
-    int am = 0;
-    for (int j = 1; j < K; j++)
-      if (z[j] > mx) {
-        mx = z[j];
-        am = j;
-      }
-    double s = 0;
-    for (int j = 0; j < K; j++) s += std::exp(static_cast<double>(z[j]) - mx);
-    T.loss[s0 + i] = std::log(s) + mx - z[label];
-    T.correct[s0 + i] = am == label ? 1 : 0;
-    for (int j = 0; j < K; j++)
-      dcur[i * K + j] = static_cast<float>((std::exp(static_cast<double>(z[j]) - mx) / s - (j == label ? 1.0 : 0.0)) * invB);
-  }
+}
+
+// Per part: those layers backward from their output's gradient (T.dflat); their gradients go to P.grad.
+void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
+  const int nb = s1 - s0;
+  const size_t nl = T.firstDense;
+  const float* W = T.w.data();
+  const float* xp = x + s0 * T.inSize;
   // Backward.
   size_t biasAt = 0;
   std::vector<size_t> biasOff(nl, 0);
@@ -350,6 +335,7 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
   double* biasSums = Grow(&P.bias, biasAt);
   std::fill(biasSums, biasSums + biasAt, 0.0);
   float* G = P.grad.data();
+  float* dcur = T.dflat.data() + s0 * T.layers[nl - 1].Out();
   bool masked = false;  // dcur already has the relu gradient applied (a max-pool's backward did it)
   for (size_t k = nl; k-- > 0;) {
     const StepLayer& L = T.layers[k];
@@ -362,11 +348,7 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
       for (size_t e = 0; e < outN; e++)
         if (!(lout[e] > 0.0f)) dcur[e] = 0.0f;
     masked = false;
-    if (L.type == kLayerDense) {
-      std::memcpy(T.dsave[k].data() + s0 * L.oc, dcur, sizeof(float) * nb * L.oc);
-      ColumnSums(dcur, nb, L.oc, L.oc, P.bias.data() + biasOff[k]);
-      if (needPrev) Sgemm(false, true, nb, L.C, L.oc, dcur, L.oc, W + L.w, L.oc, 0.0f, dprev, L.C);
-    } else if (L.type == kLayerConv && Direct(L) && !needPrev) {
+    if (L.type == kLayerConv && Direct(L) && !needPrev) {
       DirectFilterGrad(L, lin, nb, dcur, G + L.w);
       ColumnSums(dcur, static_cast<size_t>(nb) * L.oh * L.ow, L.oc, L.oc, P.bias.data() + biasOff[k]);
     } else if (L.type == kLayerConv) {
@@ -409,9 +391,76 @@ void PartStep(Trainer& T, StepPart& P, const float* x, const int32_t* y, int B, 
       }
       masked = relu;
     }
-    if (L.type != kLayerPool)
+    if (L.type == kLayerConv)
       for (int j = 0; j < L.oc; j++) G[L.b + j] = static_cast<float>(P.bias[biasOff[k] + j]);
     if (needPrev) dcur = dprev;
+  }
+}
+
+// The dense layers over the whole batch, each split in blocks of output columns (shape only).
+constexpr int kDenseBlock = 128;
+
+void DenseForward(Trainer& T, const float* x, int B) {
+  const float* W = T.w.data();
+  const float* in = T.firstDense == 0 ? x : T.act[T.firstDense - 1].data();
+  for (size_t li = T.firstDense; li < T.layers.size(); li++) {
+    const StepLayer& L = T.layers[li];
+    float* out = T.act[li].data();
+    g_pool.Run((L.oc + kDenseBlock - 1) / kDenseBlock, [&](int i) {
+      const int c0 = i * kDenseBlock, nc = std::min(kDenseBlock, L.oc - c0);
+      Sgemm(false, false, B, nc, L.C, in, L.C, W + L.w + c0, L.oc, 0.0f, out + c0, L.oc);
+      BiasAct(out + c0, B, nc, L.oc, W + L.b + c0, L.act);
+    });
+    in = out;
+  }
+}
+
+// Softmax cross-entropy, mean over the batch: loss_i = log Σ exp(z - max) + max - z[y]; dz = (softmax - onehot) / B.
+// Then the dense layers backward: output gradients kept (T.dsave) for the update's kernel gradients, bias gradients
+// to T.g, the input gradient of the first dense layer to T.dflat.
+void LossAndDenseBackward(Trainer& T, const int32_t* y, int B) {
+  const size_t nl = T.layers.size();
+  const float* W = T.w.data();
+  const int K = T.classes;
+  const float* logits = T.act[nl - 1].data();
+  float* dz = T.dsave[nl - 1].data();
+  const double invB = 1.0 / B;
+  for (int i = 0; i < B; i++) {
+    const float* z = logits + static_cast<size_t>(i) * K;
+    const int label = y[i];
+    float mx = z[0];
+    int am = 0;
+    for (int j = 1; j < K; j++)
+      if (z[j] > mx) {
+        mx = z[j];
+        am = j;
+      }
+    double s = 0;
+    for (int j = 0; j < K; j++) s += std::exp(static_cast<double>(z[j]) - mx);
+    T.loss[i] = std::log(s) + mx - z[label];
+    T.correct[i] = am == label ? 1 : 0;
+    for (int j = 0; j < K; j++)
+      dz[i * K + j] = static_cast<float>((std::exp(static_cast<double>(z[j]) - mx) / s - (j == label ? 1.0 : 0.0)) * invB);
+  }
+  std::vector<double> acc;
+  for (size_t k = nl; k-- > T.firstDense;) {
+    const StepLayer& L = T.layers[k];
+    float* dcur = T.dsave[k].data();
+    const size_t outN = static_cast<size_t>(B) * L.oc;
+    if (L.act == 1) {
+      const float* lout = T.act[k].data();
+      for (size_t e = 0; e < outN; e++)
+        if (!(lout[e] > 0.0f)) dcur[e] = 0.0f;
+    }
+    acc.assign(L.oc, 0.0);
+    ColumnSums(dcur, B, L.oc, L.oc, acc.data());
+    for (int j = 0; j < L.oc; j++) T.g[L.b + j] = static_cast<float>(acc[j]);
+    if (k == 0) break;
+    float* dprev = k > T.firstDense ? T.dsave[k - 1].data() : T.dflat.data();
+    g_pool.Run((L.C + kDenseBlock - 1) / kDenseBlock, [&](int i) {
+      const int r0 = i * kDenseBlock, nr = std::min(kDenseBlock, L.C - r0);
+      Sgemm(false, true, B, nr, L.oc, dcur, L.oc, W + L.w + static_cast<size_t>(r0) * L.oc, L.oc, 0.0f, dprev + r0, L.C);
+    });
   }
 }
 
@@ -432,7 +481,8 @@ void PlanUpdate(Trainer& T) {
     const size_t rows = std::max<size_t>(1, kBlock / L.oc);
     for (size_t r = 0; r < static_cast<size_t>(L.C); r += rows)
       T.items.push_back({L.w + r * L.oc, L.w + std::min<size_t>(L.C, r + rows) * L.oc, static_cast<int>(k)});
-    at = L.b;
+    T.items.push_back({L.b, L.b + L.oc, -2});
+    at = L.b + L.oc;
   }
   others(T.nParams);
 }
@@ -499,6 +549,9 @@ napi_value TrainerCreate(napi_env env, napi_callback_info info) {
       L.b = params;
       params += L.oc;
     }
+    if (L.type == kLayerDense && t->firstDense == 0 && (t->layers.empty() || t->layers.back().type != kLayerDense))
+      t->firstDense = t->layers.size();
+    ok = ok && (L.type == kLayerDense || t->layers.empty() || t->layers.back().type != kLayerDense);
     t->layers.push_back(L);
     H = L.oh, W = L.ow, C = L.oc;
   }
@@ -615,7 +668,15 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
   if (t->items.empty()) PlanUpdate(*t);
   const int parts = std::max(1, std::min(B, g_parts));
   for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, t->nParams);
-  g_pool.Run(parts, [&](int p) { PartStep(*t, t->part[p], x, y, B, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
+  const bool prefix = t->firstDense > 0;
+  if (prefix) {
+    Grow(&t->dflat, B * t->layers[t->firstDense - 1].Out());
+    g_pool.Run(parts, [&](int p) { PartForward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
+  }
+  DenseForward(*t, x, B);
+  LossAndDenseBackward(*t, y, B);
+  if (prefix)
+    g_pool.Run(parts, [&](int p) { PartBackward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
   // Update: per item, its gradient (a dense kernel block: one product over the batch; else the parts' gradients
   // summed in part order), then the optimizer on the item's range.
   const float f[9] = {static_cast<float>(sc[0]), static_cast<float>(sc[1]), static_cast<float>(sc[2]),
@@ -633,7 +694,7 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
       const size_t r0 = (lo - L.w) / L.oc, r1 = (hi - L.w) / L.oc;
       const float* lin = it.layer == 0 ? x : t->act[it.layer - 1].data();
       Sgemm(true, false, static_cast<int>(r1 - r0), L.oc, B, lin + r0, L.C, t->dsave[it.layer].data(), L.oc, 0.0f, g + lo, L.oc);
-    } else {
+    } else if (it.layer == -1) {
       std::memcpy(g + lo, t->part[0].grad.data() + lo, sizeof(float) * (hi - lo));
       for (int p = 1; p < parts; p++) {
         const float* src = t->part[p].grad.data();
