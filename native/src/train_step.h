@@ -24,7 +24,24 @@ struct StepLayer {
   ConvDims Dims(int nb) const { return ConvDims{nb, H, W, C, f, f, oc, oh, ow, 1, 1, 0, 0}; }
 };
 
+// Where a step's time goes (trainerProfile): wall seconds of each phase on the calling thread, and per layer the
+// CPU seconds of its forward and backward summed over the parts (dense layers: see the phases).
+constexpr int kMaxLayers = 16;
+enum ProfSlot { kProfPartsFwd, kProfDenseFwd, kProfLossDenseBwd, kProfPartsBwd, kProfUpdate, kProfSteps, kProfLayerFwd = 8,
+                kProfLayerBwd = kProfLayerFwd + kMaxLayers, kProfSlots = kProfLayerBwd + kMaxLayers };
+
+inline double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+inline double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 struct StepPart {
+  double prof[kProfSlots] = {};
   std::vector<float> d0, d1, cols, dcols;
   std::vector<std::vector<float>> keep;  // per conv layer: its im2col from the forward pass (when one chunk)
   std::vector<float> grad;  // this part's gradient (parameter layout; dense kernels are left to the update phase)
@@ -52,6 +69,7 @@ struct Trainer {
   std::vector<UpdateItem> items;
   std::vector<double> loss;
   std::vector<int> correct;
+  double prof[kProfSlots] = {};
 };
 
 // Few taps per output (a first layer on few channels): im2col + GEMM wastes most of its time there, so the
@@ -294,6 +312,7 @@ void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   if (P.keep.size() < nl) P.keep.resize(nl);
   // Forward.
   const float* in = xp;
+  double t0 = ThreadCpuSeconds();
   for (size_t li = 0; li < T.firstDense; li++) {
     const StepLayer& L = T.layers[li];
     float* out = T.act[li].data() + s0 * L.Out();
@@ -314,6 +333,9 @@ void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
     } else {
       PoolForward(L, in, nb, out, T.arg[li].data() + s0 * L.Out());
     }
+    const double t1 = ThreadCpuSeconds();
+    P.prof[kProfLayerFwd + li] += t1 - t0;
+    t0 = t1;
     in = out;
   }
 }
@@ -336,7 +358,8 @@ void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   std::fill(biasSums, biasSums + biasAt, 0.0);
   float* G = P.grad.data();
   float* dcur = T.dflat.data() + s0 * T.layers[nl - 1].Out();
-  bool masked = false;  // dcur already has the relu gradient applied (a max-pool's backward did it)
+  bool masked = false;
+  double t0 = ThreadCpuSeconds();  // dcur already has the relu gradient applied (a max-pool's backward did it)
   for (size_t k = nl; k-- > 0;) {
     const StepLayer& L = T.layers[k];
     const float* lin = k == 0 ? xp : T.act[k - 1].data() + s0 * L.In();
@@ -394,6 +417,9 @@ void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
     if (L.type == kLayerConv)
       for (int j = 0; j < L.oc; j++) G[L.b + j] = static_cast<float>(P.bias[biasOff[k] + j]);
     if (needPrev) dcur = dprev;
+    const double t1 = ThreadCpuSeconds();
+    P.prof[kProfLayerBwd + k] += t1 - t0;
+    t0 = t1;
   }
 }
 
@@ -555,7 +581,7 @@ napi_value TrainerCreate(napi_env env, napi_callback_info info) {
     t->layers.push_back(L);
     H = L.oh, W = L.ow, C = L.oc;
   }
-  if (!ok || t->layers.empty() || H * W * C != t->classes || t->layers.back().type != kLayerDense || t->layers.back().act != 0) {
+  if (!ok || t->layers.empty() || t->layers.size() > static_cast<size_t>(kMaxLayers) || H * W * C != t->classes || t->layers.back().type != kLayerDense || t->layers.back().act != 0) {
     a.Fail("fedkeeper_native: invalid trainer spec");
     return nullptr;
   }
@@ -570,6 +596,25 @@ napi_value TrainerCreate(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return out;
+}
+
+// trainerProfile(trainer, out: Float64Array [40]): the time accumulated since the last call (see ProfSlot), then reset.
+napi_value TrainerProfile(napi_env env, napi_callback_info info) {
+  std::lock_guard<std::mutex> call(g_call_mu);
+  Args a(env, info);
+  Trainer* t = GetTrainer(a, 0);
+  if (!t) return nullptr;
+  double* out = reinterpret_cast<double*>(a.Floats(1, 2 * kProfSlots));
+  if (!out) return nullptr;
+  for (int i = 0; i < kProfSlots; i++) {
+    out[i] = t->prof[i];
+    t->prof[i] = 0;
+    for (auto& p : t->part) {
+      out[i] += p.prof[i];
+      p.prof[i] = 0;
+    }
+  }
+  return Undefined(env);
 }
 
 // trainerParams(trainer) -> number of parameters
@@ -669,14 +714,25 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
   const int parts = std::max(1, std::min(B, g_parts));
   for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, t->nParams);
   const bool prefix = t->firstDense > 0;
+  double* prof = t->prof;
+  double w0 = WallSeconds();
+  auto lap = [&](int slot) {
+    const double w1 = WallSeconds();
+    prof[slot] += w1 - w0;
+    w0 = w1;
+  };
   if (prefix) {
     Grow(&t->dflat, B * t->layers[t->firstDense - 1].Out());
     g_pool.Run(parts, [&](int p) { PartForward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
   }
+  lap(kProfPartsFwd);
   DenseForward(*t, x, B);
+  lap(kProfDenseFwd);
   LossAndDenseBackward(*t, y, B);
+  lap(kProfLossDenseBwd);
   if (prefix)
     g_pool.Run(parts, [&](int p) { PartBackward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
+  lap(kProfPartsBwd);
   // Update: per item, its gradient (a dense kernel block: one product over the batch; else the parts' gradients
   // summed in part order), then the optimizer on the item's range.
   const float f[9] = {static_cast<float>(sc[0]), static_cast<float>(sc[1]), static_cast<float>(sc[2]),
@@ -708,6 +764,8 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
     else
       NadamInPlace(val + lo, g + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
   });
+  lap(kProfUpdate);
+  prof[kProfSteps] += 1;
   double loss = 0;
   int correct = 0;
   for (int i = 0; i < B; i++) loss += t->loss[i], correct += t->correct[i];

@@ -40,6 +40,43 @@ export function setFusedStep(on: boolean): void {
   enabled = on;
 }
 
+/**
+ * Where the fused steps' time went (the addon's trainerProfile): wall seconds of each phase of a step on the calling
+ * thread, summed over steps, and per layer the CPU seconds of its forward and backward summed over the parts (the
+ * dense layers' work is in the dense phases).
+ */
+export interface FusedProfile {
+  steps: number;
+  phases: { partsForward: number; denseForward: number; lossAndDenseBackward: number; partsBackward: number; update: number };
+  layers: { name: string; forwardCpu: number; backwardCpu: number }[];
+}
+
+let profileSink: ((p: FusedProfile) => void) | null = null;
+
+/** Hands each trainLocal's FusedProfile to `sink` when it ends (benchmarks); null stops it. */
+export function setFusedProfileSink(sink: ((p: FusedProfile) => void) | null): void {
+  profileSink = sink;
+}
+
+const PROFILE_SLOTS = 40;
+const LAYER_FWD = 8;
+const LAYER_BWD = 24;
+
+function profileOf(spec: ModelSpec, raw: Float64Array): FusedProfile {
+  const s = trainerSpec(spec);
+  const names = { [CONV]: 'conv', [POOL]: 'maxpool', [DENSE]: 'dense' } as Record<number, string>;
+  const layers = Array.from({ length: s[4]! }, (_, i) => {
+    const [type, p1, p2, relu] = [s[5 + 4 * i]!, s[6 + 4 * i]!, s[7 + 4 * i]!, s[8 + 4 * i]!];
+    const what = type === CONV ? `${p1}x${p1}x${p2}` : type === POOL ? `${p1}x${p1}/${p2}` : `${p1}`;
+    return { name: `${i} ${names[type]} ${what}${relu ? ' relu' : ''}`, forwardCpu: raw[LAYER_FWD + i]!, backwardCpu: raw[LAYER_BWD + i]! };
+  });
+  return {
+    steps: raw[5]!,
+    phases: { partsForward: raw[0]!, denseForward: raw[1]!, lossAndDenseBackward: raw[2]!, partsBackward: raw[3]!, update: raw[4]! },
+    layers,
+  };
+}
+
 const f32 = Math.fround;
 const OPTIMIZER = { sgd: 0, adam: 1, nadam: 2 } as const;
 
@@ -104,6 +141,11 @@ export class FusedTrainer {
   }
 
   dispose(): void {
+    if (profileSink) {
+      const raw = new Float64Array(PROFILE_SLOTS);
+      this.addon.trainerProfile(this.t, raw);
+      profileSink(profileOf(this.spec, raw));
+    }
     this.addon.trainerDispose(this.t);
   }
 }

@@ -56,6 +56,8 @@ export interface NativeAddon {
   trainerWeights(t: NativeTrainer, out: Float32Array): void;
   trainerStep(t: NativeTrainer, x: Float32Array, y: Int32Array, batch: number, optimizer: number, scalars: Float64Array, result: Float64Array): void;
   trainerDispose(t: NativeTrainer): void;
+  /** Seconds spent since the last call, by phase and layer (see TRAINER_PROFILE in fused-step.ts); then reset. */
+  trainerProfile(t: NativeTrainer, out: Float64Array): void;
   setThreads(n: number): void;
   setParts(n: number): void;
   info(): { corename: string; config: string; threads: number; parts: number };
