@@ -303,6 +303,22 @@ void PoolForward(const StepLayer& L, const float* in, int nb, float* out, int32_
   }
 }
 
+// 2x2, stride 2 max-pool backward over one output (all channels) whose windows tile the input: each input of the
+// window gets the output's gradient if it is the window's argmax (and, with relu below, positive: the argmax's value
+// is the output), else zero; one pass, no separate zeroing. The same values as zeroing and then adding.
+FK_CLONES void Pool2x2BackRow(const float* __restrict dy, const int32_t* __restrict arg, const float* __restrict out,
+                              int C, int32_t b0, int32_t b1, int relu, float* __restrict r0, float* __restrict r1) {
+  for (int c = 0; c < C; c++) {
+    const int32_t a = arg[c];
+    const bool pass = a >= 0 && (!relu || out[c] > 0.0f);
+    const float v = pass ? 0.0f + dy[c] : 0.0f;
+    r0[c] = a == b0 + c ? v : 0.0f;
+    r0[C + c] = a == b0 + C + c ? v : 0.0f;
+    r1[c] = a == b1 + c ? v : 0.0f;
+    r1[C + c] = a == b1 + C + c ? v : 0.0f;
+  }
+}
+
 // Per part: the convolution/pool layers before the first dense one, forward over samples [s0, s1).
 void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   const int nb = s1 - s0;
@@ -401,9 +417,25 @@ void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
       // Max-pool: each output's gradient to its argmax; the layer below's relu gradient applied on the way.
       const bool relu = T.layers[k - 1].act == 1;
       const float* below = T.act[k - 1].data() + s0 * L.In();
-      std::memset(dprev, 0, sizeof(float) * nb * L.In());
       const int32_t* arg = T.arg[k].data() + s0 * L.Out();
       const size_t per = L.Out();
+      if (L.f == 2 && L.s == 2 && L.H == 2 * L.oh && L.W == 2 * L.ow) {
+        for (int b = 0; b < nb; b++)
+          for (int oy = 0; oy < L.oh; oy++)
+            for (int ox = 0; ox < L.ow; ox++) {
+              const int32_t b0 = ((2 * oy) * L.W + 2 * ox) * L.C, b1 = b0 + L.W * L.C;
+              const size_t o = b * per + (static_cast<size_t>(oy) * L.ow + ox) * L.C;
+              float* dxb = dprev + b * L.In();
+              Pool2x2BackRow(dcur + o, arg + o, lout + o, L.C, b0, b1, relu ? 1 : 0, dxb + b0, dxb + b1);
+            }
+        masked = relu;
+        if (needPrev) dcur = dprev;
+        const double t1 = ThreadCpuSeconds();
+        P.prof[kProfLayerBwd + k] += t1 - t0;
+        t0 = t1;
+        continue;
+      }
+      std::memset(dprev, 0, sizeof(float) * nb * L.In());
       for (int b = 0; b < nb; b++) {
         float* dxb = dprev + b * L.In();
         const float* xb = below + b * L.In();
