@@ -22,6 +22,12 @@ struct StepLayer {
   size_t In() const { return static_cast<size_t>(H) * W * C; }
   size_t Out() const { return static_cast<size_t>(oh) * ow * oc; }
   ConvDims Dims(int nb) const { return ConvDims{nb, H, W, C, f, f, oc, oh, ow, 1, 1, 0, 0}; }
+  // Samples per im2col block: the block (and its gradient) about the size of a core's L2 cache, so the products
+  // read and write it there (conv2 of the paper's CNN: 2 samples; measured 25-30 % faster than whole parts).
+  int Chunk() const {
+    const size_t per = static_cast<size_t>(oh) * ow * f * f * C;
+    return static_cast<int>(std::max<size_t>(1, (size_t(1) << 17) / std::max<size_t>(1, per)));
+  }
 };
 
 // Where a step's time goes (trainerProfile): wall seconds of each phase on the calling thread, and per layer the
@@ -336,7 +342,7 @@ void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
       DirectForward(L, in, nb, W + L.w, W + L.b, out);
     } else if (L.type == kLayerConv) {
       const ConvDims d = L.Dims(nb);
-      const int K = d.K(), chunk = d.ChunkSamples();
+      const int K = d.K(), chunk = L.Chunk();
       for (int c0 = 0; c0 < nb; c0 += chunk) {
         const int nc = std::min(chunk, nb - c0);
         const int rows = nc * L.oh * L.ow;
@@ -392,7 +398,7 @@ void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
       ColumnSums(dcur, static_cast<size_t>(nb) * L.oh * L.ow, L.oc, L.oc, P.bias.data() + biasOff[k]);
     } else if (L.type == kLayerConv) {
       const ConvDims d = L.Dims(nb);
-      const int Kc = d.K(), chunk = d.ChunkSamples();
+      const int Kc = d.K(), chunk = L.Chunk();
       for (int c0 = 0; c0 < nb; c0 += chunk) {
         const int nc = std::min(chunk, nb - c0);
         const int rows = nc * L.oh * L.ow;
