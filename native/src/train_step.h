@@ -50,7 +50,7 @@ struct StepPart {
   double prof[kProfSlots] = {};
   std::vector<float> d0, d1, cols, dcols;
   std::vector<std::vector<float>> keep;  // per conv layer: its im2col from the forward pass (when one chunk)
-  std::vector<float> grad;  // this part's gradient (parameter layout; dense kernels are left to the update phase)
+  std::vector<float> grad;  // this part's gradient of the conv layers (parameter layout; they come first)
   std::vector<double> bias;
 };
 
@@ -750,7 +750,9 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
   }
   if (t->items.empty()) PlanUpdate(*t);
   const int parts = std::max(1, std::min(B, g_parts));
-  for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, t->nParams);
+  // The parts' gradients cover the conv layers only (their parameters come first).
+  const size_t partParams = t->firstDense > 0 ? t->layers[t->firstDense].w : 0;
+  for (int p = 0; p < parts; p++) Grow(&t->part[p].grad, partParams);
   const bool prefix = t->firstDense > 0;
   double* prof = t->prof;
   double w0 = WallSeconds();
