@@ -6,6 +6,7 @@
  *    MLP, at batches 1, 7 and 24; and its reported loss against tfjs' loss;
  *  - several steps against the kernel-by-kernel native path (setFusedStep(false)): SGD weights and Adam losses;
  *  - bit for bit the same weights for 1, 2 and 3 threads, for every optimizer, with a short last batch;
+ *  - the same for other layer sequences the addon takes (other channel counts, overlapping pools, im2col blocks);
  *  - bad input is refused with an error, and the fused step is what trainLocal runs on 'wasm+native'.
  */
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setFusedStep, trainerSpec } from '../../src/ml/fused-step.js';
 import { initEngine, initialWeights, trainLocal, useKernelSet, weightShapes, type ModelSpec, type TrainSpec } from '../../src/ml/index.js';
 import { loadNative } from '../../src/ml/native.js';
-import { bytes, learnableData } from '../fixtures/numeric.js';
+import { bytes, learnableData, randomArray } from '../fixtures/numeric.js';
 
 const native = loadNative();
 const skip = native.ok ? false : `native kernels unavailable (${native.reason}); apt-get install libopenblas-dev, then npm ci`;
@@ -101,6 +102,101 @@ describe('the fused native training step', { skip }, () => {
         });
       });
     }
+  }
+
+  // Other layer shapes than the paper's (the addon takes any sequence): direct convolutions with other than 32
+  // channels, one through im2col after a direct one, overlapping max-pool windows (3x3, stride 2), a relu dense layer
+  // before the logits, several samples per im2col block and several blocks per part.
+  const CUSTOM: { name: string; spec: number[]; batch: number }[] = [
+    { name: 'conv 3x3x8 (direct), pool 2/2, dense', spec: [8, 8, 3, 10, 3, 1, 3, 8, 1, 2, 2, 2, 0, 3, 10, 0, 0], batch: 5 },
+    {
+      name: 'conv 2x2x32 (direct), pool 3/2, conv 2x2x5 (im2col), dense relu, dense',
+      spec: [9, 9, 2, 4, 5, 1, 2, 32, 1, 2, 3, 2, 0, 1, 2, 5, 0, 3, 7, 0, 1, 3, 4, 0, 0],
+      batch: 6,
+    },
+    { name: 'conv 5x5x6 (im2col, 2-sample blocks), dense', spec: [40, 40, 2, 3, 2, 1, 5, 6, 1, 3, 3, 0, 0], batch: 9 },
+  ];
+  for (const c of CUSTOM) {
+    it(`other layers (${c.name}): one step's gradient matches tfjs'`, () => {
+      if (!native.ok) return;
+      const a = native.addon;
+      const spec = Int32Array.from(c.spec);
+      const [H, W, C, classes, nl] = c.spec as [number, number, number, number, number];
+      // Shapes of the variables, walking the layers as the addon does.
+      const shapes: number[][] = [];
+      let [h, w, ch] = [H, W, C];
+      for (let i = 0; i < nl; i++) {
+        const [type, p1, p2] = c.spec.slice(5 + 4 * i, 8 + 4 * i) as [number, number, number];
+        if (type === 1) {
+          shapes.push([p1, p1, ch, p2], [p2]);
+          [h, w, ch] = [h - p1 + 1, w - p1 + 1, p2];
+        } else if (type === 2) {
+          [h, w] = [Math.floor((h - p1) / p2) + 1, Math.floor((w - p1) / p2) + 1];
+        } else {
+          shapes.push([h * w * ch, p1], [p1]);
+          [h, w, ch] = [1, 1, p1];
+        }
+      }
+      const sizes = shapes.map((s) => s.reduce((p, q) => p * q, 1));
+      const total = sizes.reduce((p, q) => p + q, 0);
+      const t = a.trainerCreate(spec);
+      try {
+        assert.equal(a.trainerParams(t), total);
+        const w0 = new Float32Array(total);
+        const r = learnableData({ model: 'cnn', inputShape: [H, W, C], hiddenSize: 0, numClasses: classes }, c.batch, 31, 0.4);
+        let off = 0;
+        shapes.forEach((s, v) => {
+          const fanIn = s.length === 1 ? 1 : s.slice(0, -1).reduce((p, q) => p * q, 1);
+          const bound = Math.sqrt(6 / (fanIn + s[s.length - 1]!));
+          const rnd = randomArray(sizes[v]!, 40 + v);
+          for (let i = 0; i < sizes[v]!; i++) w0[off + i] = (s.length === 1 ? 0.025 : bound) * rnd[i]!;
+          off += sizes[v]!;
+        });
+        a.trainerStart(t, w0);
+        const result = new Float64Array(2);
+        a.trainerStep(t, r.x, Int32Array.from(r.y), c.batch, 0, Float64Array.from([-1024, 0, 0, 0, 0, 0, 0, 0, 0]), result);
+        const w1 = new Float32Array(total);
+        a.trainerWeights(t, w1);
+        useKernelSet('stock');
+        const ref = tf.tidy(() => {
+          let o = 0;
+          const ws = shapes.map((s, v) => {
+            const x = tf.tensor(w0.slice(o, o + sizes[v]!), s, 'float32');
+            o += sizes[v]!;
+            return x;
+          });
+          const x = tf.tensor4d(r.x, [c.batch, H, W, C]);
+          const onehot = tf.oneHot(tf.tensor1d(Array.from(r.y), 'int32'), classes) as tf.Tensor2D;
+          const f = (...v: tf.Tensor[]) => {
+            let y: tf.Tensor = x;
+            let vi = 0;
+            for (let i = 0; i < nl; i++) {
+              const [type, p1, p2, relu] = c.spec.slice(5 + 4 * i, 9 + 4 * i) as [number, number, number, number];
+              if (type === 1) y = tf.add(tf.conv2d(y as tf.Tensor4D, v[vi++] as tf.Tensor4D, 1, 'valid'), v[vi++]!);
+              else if (type === 2) y = tf.maxPool(y as tf.Tensor4D, p1, p2, 'valid');
+              else y = tf.add(tf.matMul(tf.reshape(y, [c.batch, -1]), v[vi++] as tf.Tensor2D), v[vi++]!);
+              if (relu) y = tf.relu(y);
+            }
+            return tf.losses.softmaxCrossEntropy(onehot, y as tf.Tensor2D) as tf.Scalar;
+          };
+          const { value, grads } = tf.valueAndGrads(f)(ws);
+          return { loss: value.dataSync()[0]!, grads: grads.map((g) => g.dataSync() as Float32Array) };
+        });
+        useKernelSet('native');
+        assert.ok(Math.abs(result[0]! - ref.loss) <= 1e-6 * ref.loss, `loss ${result[0]} (fused) vs ${ref.loss} (tfjs)`);
+        off = 0;
+        shapes.forEach((s, v) => {
+          const want = ref.grads[v]!;
+          let diff = 0;
+          for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs((w0[off + i]! - w1[off + i]!) / 1024 - want[i]!));
+          off += want.length;
+          assert.ok(diff <= 1e-5 * maxAbs(want) + 1e-9, `variable ${v} [${s.join(',')}]: max |fused − tfjs| ${diff}, max |tfjs| ${maxAbs(want)}`);
+        });
+      } finally {
+        a.trainerDispose(t);
+        useKernelSet('native');
+      }
+    });
   }
 
   it('several steps agree with the kernel-by-kernel native path (SGD weights, Adam losses)', async () => {
