@@ -148,10 +148,11 @@ FK_CLONES void DirectForward(const StepLayer& L, const float* in, int nb, const 
 
 // dw[k][co] = sum over this part's output pixels, in order, of t_pix[k] * dy[pix][co]. With 32 output channels, one
 // output row of pixels at a time, two taps' accumulators in registers (per element the same operations).
-FK_CLONES void DirectFilterGrad(const StepLayer& L, const float* in, int nb, const float* dy, float* dw) {
+// (zero: start from 0, else add to dw: the same sums for one call over several samples as one call per sample.)
+FK_CLONES void DirectFilterGrad(const StepLayer& L, const float* in, int nb, const float* dy, float* dw, bool zero = true) {
   const int K = L.f * L.f * L.C, Co = L.oc;
   float t[kDirectTaps];
-  std::memset(dw, 0, sizeof(float) * K * Co);
+  if (zero) std::memset(dw, 0, sizeof(float) * K * Co);
   int tapOff[kDirectTaps];  // offset of tap k from its output pixel's top-left input
   for (int kh = 0, k = 0; kh < L.f; kh++)
     for (int kw = 0; kw < L.f; kw++)
@@ -325,6 +326,15 @@ FK_CLONES void Pool2x2BackRow(const float* __restrict dy, const int32_t* __restr
   }
 }
 
+// A first layer of direct convolution followed by a 2x2/2 max-pool tiling its output: run sample by sample, the
+// convolution's output never leaves a small buffer (the backward needs only the pool's output and argmax).
+bool FusedConvPool(const Trainer& T, size_t li) {
+  if (li != 0 || li + 1 >= T.firstDense) return false;
+  const StepLayer &L = T.layers[li], &Lp = T.layers[li + 1];
+  return L.type == kLayerConv && Direct(L) && Lp.type == kLayerPool && Lp.f == 2 && Lp.s == 2 && Lp.H == 2 * Lp.oh &&
+         Lp.W == 2 * Lp.ow;
+}
+
 // Per part: the convolution/pool layers before the first dense one, forward over samples [s0, s1).
 void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   const int nb = s1 - s0;
@@ -338,6 +348,22 @@ void PartForward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   for (size_t li = 0; li < T.firstDense; li++) {
     const StepLayer& L = T.layers[li];
     float* out = T.act[li].data() + s0 * L.Out();
+    if (FusedConvPool(T, li)) {
+      const StepLayer& Lp = T.layers[li + 1];
+      float* tmp = Grow(&P.d1, L.Out());
+      float* pout = T.act[li + 1].data() + s0 * Lp.Out();
+      int32_t* parg = T.arg[li + 1].data() + s0 * Lp.Out();
+      for (int b = 0; b < nb; b++) {
+        DirectForward(L, in + b * L.In(), 1, W + L.w, W + L.b, tmp);
+        PoolForward(Lp, tmp, 1, pout + b * Lp.Out(), parg + b * Lp.Out());
+      }
+      const double t1 = ThreadCpuSeconds();
+      P.prof[kProfLayerFwd + li] += t1 - t0;
+      t0 = t1;
+      in = pout;
+      li++;
+      continue;
+    }
     if (L.type == kLayerConv && Direct(L)) {
       DirectForward(L, in, nb, W + L.w, W + L.b, out);
     } else if (L.type == kLayerConv) {
@@ -380,10 +406,33 @@ void PartBackward(Trainer& T, StepPart& P, const float* x, int s0, int s1) {
   std::fill(biasSums, biasSums + biasAt, 0.0);
   float* G = P.grad.data();
   float* dcur = T.dflat.data() + s0 * T.layers[nl - 1].Out();
-  bool masked = false;
-  double t0 = ThreadCpuSeconds();  // dcur already has the relu gradient applied (a max-pool's backward did it)
+  bool masked = false;  // dcur already has the relu gradient applied (a max-pool's backward did it)
+  double t0 = ThreadCpuSeconds();
   for (size_t k = nl; k-- > 0;) {
     const StepLayer& L = T.layers[k];
+    if (k == 1 && FusedConvPool(T, 0)) {
+      // Pool and convolution backward, sample by sample: the pool's gradient (relu applied) into a small buffer,
+      // then the filter and bias gradients from it (the same sums, in the same order, as whole-part passes).
+      const StepLayer& Lc = T.layers[0];
+      const float* pout = T.act[1].data() + s0 * L.Out();
+      const int32_t* parg = T.arg[1].data() + s0 * L.Out();
+      float* tmp = Grow(P.d1.data() == dcur ? &P.d0 : &P.d1, Lc.Out());
+      double* bs = P.bias.data() + biasOff[0];
+      for (int b = 0; b < nb; b++) {
+        const size_t ob = b * L.Out();
+        for (int oy = 0; oy < L.oh; oy++)
+          for (int ox = 0; ox < L.ow; ox++) {
+            const int32_t b0 = ((2 * oy) * L.W + 2 * ox) * L.C, b1 = b0 + L.W * L.C;
+            const size_t o = ob + (static_cast<size_t>(oy) * L.ow + ox) * L.C;
+            Pool2x2BackRow(dcur + o, parg + o, pout + o, L.C, b0, b1, Lc.act, tmp + b0, tmp + b1);
+          }
+        DirectFilterGrad(Lc, xp + b * Lc.In(), 1, tmp, G + Lc.w, b == 0);
+        ColumnSums(tmp, static_cast<size_t>(Lc.oh) * Lc.ow, Lc.oc, Lc.oc, bs);
+      }
+      for (int j = 0; j < Lc.oc; j++) G[Lc.b + j] = static_cast<float>(bs[j]);
+      P.prof[kProfLayerBwd + 1] += ThreadCpuSeconds() - t0;
+      break;
+    }
     const float* lin = k == 0 ? xp : T.act[k - 1].data() + s0 * L.In();
     const float* lout = T.act[k].data() + s0 * L.Out();
     const size_t outN = nb * L.Out();
