@@ -80,9 +80,17 @@ function profileOf(spec: ModelSpec, raw: Float64Array): FusedProfile {
 const f32 = Math.fround;
 const OPTIMIZER = { sgd: 0, adam: 1, nadam: 2 } as const;
 
-/** One trainLocal's native trainer: load weights, step, read weights, dispose. */
+/**
+ * Idle native trainers, one per model layout: a trainer's buffers (weights, moments, activations: ~20 MB for the
+ * paper's CNN) are reused by the next trainLocal instead of being allocated and faulted in again. Concurrent
+ * trainings of one model each get their own.
+ */
+const idle = new Map<string, NativeTrainer>();
+
+/** One trainLocal's native trainer: load weights, step, read weights, dispose (the trainer goes back to `idle`). */
 export class FusedTrainer {
   private readonly t: NativeTrainer;
+  private readonly key: string;
   private readonly scalars = new Float64Array(9);
   private readonly result = new Float64Array(2);
   private readonly beta1 = 0.9;
@@ -98,13 +106,18 @@ export class FusedTrainer {
     private readonly spec: ModelSpec,
     private readonly train: Pick<TrainSpec, 'optimizer' | 'lr'>,
   ) {
-    this.t = addon.trainerCreate(trainerSpec(spec));
+    const layout = trainerSpec(spec);
+    this.key = layout.join(',');
+    const cached = idle.get(this.key);
+    idle.delete(this.key);
+    this.t = cached ?? addon.trainerCreate(layout);
     if (addon.trainerParams(this.t) !== parameterCount(spec)) {
       addon.trainerDispose(this.t);
       throw new Error('ml: the native trainer does not match the model');
     }
   }
 
+  /** Loads the weights and zeroes the optimizer's moments. */
   start(w: WeightVector): void {
     if (w.data.length !== parameterCount(this.spec)) {
       throw new Error(`ml: weight vector has ${w.data.length} values, the model needs ${parameterCount(this.spec)}`);
@@ -146,7 +159,8 @@ export class FusedTrainer {
       this.addon.trainerProfile(this.t, raw);
       profileSink(profileOf(this.spec, raw));
     }
-    this.addon.trainerDispose(this.t);
+    if (idle.has(this.key)) this.addon.trainerDispose(this.t);
+    else idle.set(this.key, this.t);
   }
 }
 

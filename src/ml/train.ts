@@ -59,6 +59,7 @@ function step(
   return { loss, correct };
 }
 
+/** One step on the first b examples of x and y. */
 type StepFn = (x: Float32Array, y: Int32Array, b: number) => { loss: number; correct: number };
 
 /** The minibatch loop: per-epoch seeded shuffles, one step per batch, the event loop fed now and then. */
@@ -68,9 +69,12 @@ async function runEpochs(
   train: TrainSpec,
   step: StepFn,
   onStep?: (step: number, loss: number) => void,
+  reuseBatch = false,
 ): Promise<{ steps: number; lossSum: number; correct: number }> {
   const n = data.n;
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
+  // One batch buffer for every step, when the step does not keep its input (the fused step copies nothing out of it).
+  const into = reuseBatch ? { x: new Float32Array(Math.min(n, train.batchSize) * d), y: new Int32Array(Math.min(n, train.batchSize)) } : undefined;
   let steps = 0;
   let lossSum = 0;
   let correct = 0;
@@ -81,7 +85,7 @@ async function runEpochs(
     correct = 0;
     for (let from = 0; from < n; from += train.batchSize) {
       const b = Math.min(train.batchSize, n - from);
-      const batch = gatherBatch(data, d, perm, from, b);
+      const batch = gatherBatch(data, d, perm, from, b, into);
       const r = step(batch.x, batch.y, b);
       lossSum += r.loss * b;
       correct += r.correct;
@@ -128,7 +132,7 @@ export async function trainLocal(
     try {
       const t0 = performance.now();
       fused.start(weights);
-      const r = await runEpochs(spec, data, train, (x, y, b) => fused.step(x, y, b), onStep);
+      const r = await runEpochs(spec, data, train, (x, y, b) => fused.step(x, y, b), onStep, true);
       return result(fused.weights(), data.n, r, t0);
     } finally {
       fused.dispose();
