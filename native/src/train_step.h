@@ -73,6 +73,7 @@ struct Trainer {
   size_t firstDense = 0;     // layers before it run per part; it and the rest (all dense) over the whole batch
   std::vector<std::vector<int32_t>> arg;
   std::vector<UpdateItem> items;
+  size_t denseItems = 0;
   std::vector<double> loss;
   std::vector<int> correct;
   double prof[kProfSlots] = {};
@@ -568,8 +569,8 @@ void LossAndDenseBackward(Trainer& T, const int32_t* y, int B) {
     acc.assign(L.oc, 0.0);
     ColumnSums(dcur, B, L.oc, L.oc, acc.data());
     for (int j = 0; j < L.oc; j++) T.g[L.b + j] = static_cast<float>(acc[j]);
-    if (k == 0) break;
-    float* dprev = k > T.firstDense ? T.dsave[k - 1].data() : T.dflat.data();
+    if (k == T.firstDense) break;  // its input gradient is computed by the update, block by block (UpdateDense)
+    float* dprev = T.dsave[k - 1].data();
     g_pool.Run((L.C + kDenseBlock - 1) / kDenseBlock, [&](int i) {
       const int r0 = i * kDenseBlock, nr = std::min(kDenseBlock, L.C - r0);
       Sgemm(false, true, B, nr, L.oc, dcur, L.oc, W + L.w + static_cast<size_t>(r0) * L.oc, L.oc, 0.0f, dprev + r0, L.C);
@@ -577,14 +578,15 @@ void LossAndDenseBackward(Trainer& T, const int32_t* y, int B) {
   }
 }
 
-// The update phase's work list for a batch of B (shape only): dense kernels in blocks of rows, everything else in
-// ranges.
+// The update phase's work list (shape only): dense kernels in blocks of rows and dense biases first, then everything
+// else (the conv layers) in ranges.
 void PlanUpdate(Trainer& T) {
   T.items.clear();
   constexpr size_t kBlock = 16384;  // parameters per item (about)
   size_t at = 0;
+  std::vector<UpdateItem> rest;
   auto others = [&](size_t to) {
-    for (size_t lo = at; lo < to; lo += kBlock) T.items.push_back({lo, std::min(to, lo + kBlock), -1});
+    for (size_t lo = at; lo < to; lo += kBlock) rest.push_back({lo, std::min(to, lo + kBlock), -1});
     at = to;
   };
   for (size_t k = 0; k < T.layers.size(); k++) {
@@ -598,6 +600,8 @@ void PlanUpdate(Trainer& T) {
     at = L.b + L.oc;
   }
   others(T.nParams);
+  T.denseItems = T.items.size();  // the dense layers' items first, then the rest
+  T.items.insert(T.items.end(), rest.begin(), rest.end());
 }
 
 void TrainerFinalize(napi_env, void* data, void*) {
@@ -819,11 +823,10 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
   lap(kProfDenseFwd);
   LossAndDenseBackward(*t, y, B);
   lap(kProfLossDenseBwd);
-  if (prefix)
-    g_pool.Run(parts, [&](int p) { PartBackward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
-  lap(kProfPartsBwd);
   // Update: per item, its gradient (a dense kernel block: one product over the batch; else the parts' gradients
-  // summed in part order), then the optimizer on the item's range.
+  // summed in part order), then the optimizer on the item's range. The dense layers' items go first, before the
+  // conv layers' backward: a block of the first dense kernel also computes its share of that layer's input gradient
+  // (with the old weights, while the block is in cache), which the conv layers' backward then takes.
   const float f[9] = {static_cast<float>(sc[0]), static_cast<float>(sc[1]), static_cast<float>(sc[2]),
                       static_cast<float>(sc[3]), static_cast<float>(sc[4]), static_cast<float>(sc[5]),
                       static_cast<float>(sc[6]), static_cast<float>(sc[7]), static_cast<float>(sc[8])};
@@ -831,12 +834,14 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
   float* val = t->w.data();
   float* m = t->m.data();
   float* v = t->v.data();
-  g_pool.Run(static_cast<int>(t->items.size()), [&](int i) {
-    const UpdateItem& it = t->items[i];
+  auto update = [&](const UpdateItem& it) {
     const size_t lo = it.lo, hi = it.hi;
     if (it.layer >= 0) {
       const StepLayer& L = t->layers[it.layer];
       const size_t r0 = (lo - L.w) / L.oc, r1 = (hi - L.w) / L.oc;
+      if (it.layer == static_cast<int>(t->firstDense) && it.layer > 0)
+        Sgemm(false, true, B, static_cast<int>(r1 - r0), L.oc, t->dsave[it.layer].data(), L.oc, val + lo, L.oc, 0.0f,
+              t->dflat.data() + r0, L.C);
       const float* lin = it.layer == 0 ? x : t->act[it.layer - 1].data();
       Sgemm(true, false, static_cast<int>(r1 - r0), L.oc, B, lin + r0, L.C, t->dsave[it.layer].data(), L.oc, 0.0f, g + lo, L.oc);
     } else if (it.layer == -1) {
@@ -852,7 +857,13 @@ napi_value TrainerStep(napi_env env, napi_callback_info info) {
       AdamInPlace(val + lo, g + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], 1.0f - f[4], 1.0f - f[5], f[6], f[7]);
     else
       NadamInPlace(val + lo, g + lo, m + lo, v + lo, hi - lo, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
-  });
+  };
+  g_pool.Run(static_cast<int>(t->denseItems), [&](int i) { update(t->items[i]); });
+  lap(kProfUpdate);
+  if (prefix)
+    g_pool.Run(parts, [&](int p) { PartBackward(*t, t->part[p], x, SplitPoint(B, parts, p), SplitPoint(B, parts, p + 1)); });
+  lap(kProfPartsBwd);
+  g_pool.Run(static_cast<int>(t->items.size() - t->denseItems), [&](int i) { update(t->items[t->denseItems + i]); });
   lap(kProfUpdate);
   prof[kProfSteps] += 1;
   double loss = 0;
