@@ -85,9 +85,9 @@ if (report) {
   const rows: [string, number][] = [
     ['conv/pool layers forward (parts)', ph.partsForward],
     ['dense layers forward (whole batch)', ph.denseForward],
-    ['softmax-CE + dense layers backward', ph.lossAndDenseBackward],
+    ['softmax-CE + last dense layers backward', ph.lossAndDenseBackward],
     ['conv/pool layers backward (parts)', ph.partsBackward],
-    ['dense kernel gradients + optimizer', ph.update],
+    ['dense grads, 1st dense dX + optimizer', ph.update],
   ];
   let inStep = 0;
   for (const [name, sec] of rows) {

@@ -43,7 +43,8 @@ export function setFusedStep(on: boolean): void {
 /**
  * Where the fused steps' time went (the addon's trainerProfile): wall seconds of each phase of a step on the calling
  * thread, summed over steps, and per layer the CPU seconds of its forward and backward summed over the parts (the
- * dense layers' work is in the dense phases).
+ * dense layers' work is in the dense phases; `update` includes the first dense layer's input gradient, computed
+ * there block by block, and a fused conv + pool pair is counted on the conv's forward and the pool's backward).
  */
 export interface FusedProfile {
   steps: number;
