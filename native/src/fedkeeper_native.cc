@@ -830,7 +830,7 @@ napi_value Sgd(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------------------
 // Fused training step
 
-#include "train_step.h"
+#include "train_api.h"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration and measurement
