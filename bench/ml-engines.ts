@@ -1,13 +1,14 @@
 /**
  * Training throughput per engine, in one process: stock wasm (wasm's own kernels plus the filter gradient it lacks),
- * wasm with this project's pure-wasm kernels, and the native (OpenBLAS) kernels at 1 and N threads. For the paper
+ * wasm with this project's pure-wasm kernels, and the native (OpenBLAS) engine at 1 and N threads (its fused
+ * training step; with --unfused also its kernel-by-kernel path under tfjs, engine 'native-kernels'). For the paper
  * CNN and the 784-500-10 MLP at batch 10 and 32: samples/s and GFLOP/s (conv/matmul flops of forward + backward),
  * each next to the sgemm GFLOP/s this process measured right before it (OpenBLAS through the addon, 1 thread and
  * split over N threads as the kernels do; and the matmul of the kernel set being measured), so a busy machine shows
  * in both columns.
  *
  *   node dist/bench/ml-engines.js [--samples N] [--repeats R] [--engines stock,wasm,native] [--models cnn,mnistnn]
- *                                 [--batches 10,32] [--threads 1,2]
+ *                                 [--batches 10,32] [--threads 1,2] [--unfused]
  *
  * Its last line is `BENCH_JSON {...}` (bench/table.ts): every row's figures, for bench/run.ts.
  */
@@ -15,6 +16,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine, initialWeights, mulberry32, trainLocal, useKernelSet, type KernelSet, type ModelSpec } from '../src/ml/index.js';
+import { setFusedStep } from '../src/ml/fused-step.js';
 import { loadNative } from '../src/ml/native.js';
 import { median, synthetic } from './synthetic.js';
 import { benchJsonLine } from './table.js';
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'cnn,mnistnn' },
     batches: { type: 'string', default: '10,32' },
     threads: { type: 'string' },
+    unfused: { type: 'boolean', default: false },
   },
 });
 const samples = Number(values.samples);
@@ -117,7 +120,8 @@ if (native.ok) {
   console.log(`BLAS core: ${c.core ?? '(OpenBLAS default)'} [${c.source}${c.cached ? ', cached' : ''}]: ${c.reason}${probes.length ? `; probes: ${probes.join(', ')}` : ''}`);
 }
 interface JsonRow {
-  engine: KernelSet;
+  /** 'native' is the fused step; 'native-kernels' the kernel-by-kernel path (--unfused). */
+  engine: KernelSet | 'native-kernels';
   threads: number;
   model: string;
   batch: number;
@@ -142,10 +146,13 @@ for (const set of engines) {
     continue;
   }
   const threadsFor = set === 'native' ? threadList : [1];
-  for (const threads of threadsFor) {
+  const fusedFor = set === 'native' && values.unfused ? [true, false] : [true];
+  for (const threads of threadsFor) for (const fused of fusedFor) {
     useKernelSet(set);
+    setFusedStep(fused);
     if (set === 'native' && native.ok) native.addon.setThreads(threads);
-    const label = set === 'native' ? `native ×${threads}` : set === 'wasm' ? 'wasm+own kernels' : 'stock wasm';
+    const rowEngine = set === 'native' && !fused ? 'native-kernels' : set;
+    const label = set === 'native' ? `native ×${threads}${fused ? '' : ' kern'}` : set === 'wasm' ? 'wasm+own kernels' : 'stock wasm';
     for (const name of values.models!.split(',')) {
       const spec = SPECS[name];
       if (!spec) throw new Error(`unknown model ${name}`);
@@ -164,7 +171,7 @@ for (const set of engines) {
         }
         const rate = median(rates);
         const gf = (rate * trainFlops(spec)) / 1e9;
-        jsonRows.push({ engine: set, threads, model: name, batch: batchSize, samplesPerSec: rate, bestSamplesPerSec: Math.max(...rates), flopsPerSample: trainFlops(spec), gflops: gf, blas1, blasN, setGflops: wasmMm });
+        jsonRows.push({ engine: rowEngine, threads, model: name, batch: batchSize, samplesPerSec: rate, bestSamplesPerSec: Math.max(...rates), flopsPerSample: trainFlops(spec), gflops: gf, blas1, blasN, setGflops: wasmMm });
         console.log(
           `${label.padEnd(16)} ${name.padEnd(8)} ${String(batchSize).padStart(5)}  ${fmt(rate).padStart(9)}  ${fmt(Math.max(...rates)).padStart(6)}  ` +
             `${fmt(gf, 1).padStart(7)} | ${' '.repeat(18)}${fmt(blas1, 0).padStart(6)}  ${fmt(blasN, 0).padStart(6)}  ${fmt(wasmMm, 0).padStart(5)} | ` +
@@ -175,6 +182,7 @@ for (const set of engines) {
   }
 }
 if (native.ok) native.addon.setThreads(defaultThreads);
+setFusedStep(true);
 console.log(
   benchJsonLine('ml-engines', {
     samples,

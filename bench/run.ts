@@ -342,6 +342,12 @@ function engineRows(j: EnginesJson | undefined): Row[] {
       ...(full ? { target: { on: 'value' as const, op: '>=' as const, limit: targets[batch]! } } : {}),
     });
   }
+  const kernelPath = rows.filter((r) => r.engine === 'native-kernels' && r.threads === n);
+  for (const batch of [10, 32]) {
+    const nat = nativeN.find((r) => r.batch === batch);
+    const k = kernelPath.find((r) => r.batch === batch);
+    if (k) out.push({ name: `  native ×${n} kernel by kernel under tfjs (no fused step), batch ${batch}`, value: k.samplesPerSec, unit: 'samples/s', baselineName: `fused step, same batch`, baseline: nat?.samplesPerSec ?? null });
+  }
   for (const batch of [10, 32]) {
     const nat = nativeN.find((r) => r.batch === batch);
     out.push({
@@ -480,7 +486,7 @@ const keeperSmall = 10;
 
 for (const section of chosen) {
   if (section === 'engines') {
-    const args = ['--engines', 'wasm,native', '--models', 'cnn', '--batches', '10,32', ...(quick ? ['--samples', '160', '--repeats', '1'] : [])];
+    const args = ['--engines', 'wasm,native', '--models', 'cnn', '--batches', '10,32', '--unfused', ...(quick ? ['--samples', '160', '--repeats', '1'] : [])];
     results.engines = await bench<EnginesJson>(section, 'paper-CNN training samples/s (wasm, native ×1 and ×N) and sgemm GFLOP/s', 'ml-engines.js', args);
     if (results.engines?.skipped) notes.push(`engines: skipped by the bench (${results.engines.skipped})`);
   } else if (section === 'aggregator') {

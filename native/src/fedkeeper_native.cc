@@ -4,6 +4,8 @@
 // byte offsets of the tensors in it, with the outputs already allocated. Layouts are tfjs': row-major, NHWC images,
 // [fh, fw, ci, co] filters. Nothing here allocates in, or grows, the wasm heap.
 //
+// The fused training step (train_step.h) trains a whole model per call, its weights and moments on the native heap.
+//
 // Threads: a small pool (the calling thread plus setThreads(n) - 1 workers). Work is cut into "parts" by a rule that
 // depends only on the problem's shape and setParts(p) -- never on the thread count -- and every part is one or more
 // single-threaded BLAS calls; reductions across parts are summed in part order. So results are bit-for-bit the same
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -825,6 +828,11 @@ napi_value Sgd(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Fused training step
+
+#include "train_api.h"
+
+// ---------------------------------------------------------------------------------------------------------------
 // Configuration and measurement
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -917,6 +925,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adam", Adam},
       {"nadam", Nadam},
       {"sgd", Sgd},
+      {"trainerCreate", TrainerCreate},
+      {"trainerParams", TrainerParams},
+      {"trainerStart", TrainerStart},
+      {"trainerWeights", TrainerWeights},
+      {"trainerStep", TrainerStep},
+      {"trainerDispose", TrainerDispose},
+      {"trainerProfile", TrainerProfile},
       {"setThreads", SetThreads},
       {"setParts", SetParts},
       {"info", Info},

@@ -16,16 +16,20 @@ export function validateData(spec: ModelSpec, data: LabelledData): void {
   }
 }
 
-/** Gathers examples idx[from..from+b) into one contiguous batch (x: b*d floats, y: b int32 labels). */
+/**
+ * Gathers examples idx[from..from+b) into one contiguous batch (x: b*d floats, y: b int32 labels): into `into`'s
+ * arrays when given (they must hold at least b examples; the batch is then their first b), else fresh ones.
+ */
 export function gatherBatch(
   data: LabelledData,
   d: number,
   idx: ArrayLike<number> | null,
   from: number,
   b: number,
+  into?: { x: Float32Array; y: Int32Array },
 ): { x: Float32Array; y: Int32Array } {
-  const x = new Float32Array(b * d);
-  const y = new Int32Array(b);
+  const x = into ? into.x : new Float32Array(b * d);
+  const y = into ? into.y : new Int32Array(b);
   for (let i = 0; i < b; i++) {
     const j = idx ? idx[from + i]! : from + i;
     x.set(data.x.subarray(j * d, j * d + d), i * d);

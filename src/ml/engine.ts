@@ -5,7 +5,7 @@
  *  - 'wasm+native': the wasm backend (XNNPACK, SIMD build, single-threaded) with this module's native kernels
  *    (native/, OpenBLAS) for the convolutions, their gradients, matmuls, max-pool gradients and bias-gradient sums,
  *    plus native optimizer updates (see heap-optimizers.ts), each falling back to the 'wasm' kernel for what it does
- *    not cover. Used when the addon was built (Debian's libopenblas-dev present at `npm ci`) unless
+ *    not cover. trainLocal on this engine runs the addon's fused training step instead of tfjs (fused-step.ts). Used when the addon was built (Debian's libopenblas-dev present at `npm ci`) unless
  *    FEDKEEPER_NATIVE=0. Its threads: FEDKEEPER_NATIVE_THREADS (see native.ts).
  *  - 'wasm': the wasm backend with the pure-wasm kernels: this module's Conv2DBackpropFilter, which wasm lacks and
  *    conv nets need to train, and XNNPACK-backed fast paths for two kernels wasm has but runs as scalar loops in

@@ -49,12 +49,24 @@ export interface NativeAddon {
   adam(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
   nadam(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, m: Float32Array, v: Float32Array, ...scalars: number[]): void;
   sgd(heap: ArrayBuffer, value: number, grad: number, out: number, n: number, negLr: number): void;
+  /** The fused training step (native/src/train_step.h): an opaque trainer holding weights and moments. */
+  trainerCreate(spec: Int32Array): NativeTrainer;
+  trainerParams(t: NativeTrainer): number;
+  trainerStart(t: NativeTrainer, weights: Float32Array): void;
+  trainerWeights(t: NativeTrainer, out: Float32Array): void;
+  trainerStep(t: NativeTrainer, x: Float32Array, y: Int32Array, batch: number, optimizer: number, scalars: Float64Array, result: Float64Array): void;
+  trainerDispose(t: NativeTrainer): void;
+  /** Seconds spent since the last call, by phase and layer (see TRAINER_PROFILE in fused-step.ts); then reset. */
+  trainerProfile(t: NativeTrainer, out: Float64Array): void;
   setThreads(n: number): void;
   setParts(n: number): void;
   info(): { corename: string; config: string; threads: number; parts: number };
   /** Seconds for `reps` n×n×n sgemms, row blocks split `split` ways over the addon's threads. */
   sgemmSeconds(n: number, reps: number, split: number): number;
 }
+
+/** A trainer made by the addon's trainerCreate (opaque). */
+export type NativeTrainer = { readonly __nativeTrainer: unique symbol };
 
 export type NativeLoad =
   | {

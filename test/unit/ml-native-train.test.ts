@@ -1,5 +1,5 @@
 /**
- * Training on the native kernels: a 300-step run of the paper's CNN that starts exactly as the stock wasm run and
+ * Training on the native kernels (by default their fused step, fused-step.ts): a 300-step run of the paper's CNN that starts exactly as the stock wasm run and
  * learns as well as it, bit-for-bit determinism (run to run, and for any thread count), and -- in child processes,
  * whether or not the addon is built -- the fallbacks: FEDKEEPER_NATIVE=0 trains on the pure-wasm kernels silently,
  * a missing or broken addon trains on them after one line on stderr.
@@ -37,6 +37,7 @@ import {
   type ModelSpec,
   type TrainSpec,
 } from '../../src/ml/index.js';
+import { setFusedStep } from '../../src/ml/fused-step.js';
 import { loadNative } from '../../src/ml/native.js';
 import { bytes, learnableData as synthetic } from '../fixtures/numeric.js';
 
@@ -93,11 +94,12 @@ describe('training on the native kernels', { skip }, () => {
     assert.ok(Math.abs(nat.held.accuracy - stock.held.accuracy) <= 0.02, `held-out accuracy ${nat.held.accuracy} (native) vs ${stock.held.accuracy} (stock)`);
   });
 
-  it('same seed, same final weights bit for bit: run to run and with 1 or 3 threads', async () => {
+  it('same seed, same final weights bit for bit: run to run and with 1 or 3 threads (fused step and kernel path)', async () => {
     useKernelSet('native');
     const data = synthetic(CNN, 96, 7, 0.5);
     const w0 = await initialWeights(CNN, 4);
-    for (const optimizer of ['adam', 'nadam', 'sgd'] as const) {
+    for (const [fused, optimizer] of [true, false].flatMap((f) => (['adam', 'nadam', 'sgd'] as const).map((o) => [f, o] as const))) {
+      setFusedStep(fused);
       const train: TrainSpec = { optimizer, lr: optimizer === 'sgd' ? 0.05 : 1e-3, localEpochs: 2, batchSize: 32, seed: 9 };
       const a = await trainLocal(CNN, w0, data, train);
       const b = await trainLocal(CNN, w0, data, train);
@@ -112,6 +114,7 @@ describe('training on the native kernels', { skip }, () => {
         assert.ok(bytes(three.weights.data).equals(bytes(a.weights.data)), `${optimizer}: 3 threads`);
       } finally {
         if (native.ok) native.addon.setThreads(threads);
+        setFusedStep(true);
       }
     }
   });
