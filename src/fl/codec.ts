@@ -29,7 +29,11 @@ export function encodeWeights(w: WeightVector): Uint8Array {
   return out;
 }
 
-export function decodeWeights(bytes: Uint8Array): WeightVector {
+/**
+ * Checks a weight blob (magic, header, shapes, length) without copying its values: its shapes and where the float32
+ * values start. Throws WeightCodecError as decodeWeights does.
+ */
+export function checkWeightsBlob(bytes: Uint8Array): { shapes: number[][]; dataStart: number; n: number } {
   if (bytes.length < 8) throw new WeightCodecError(`weight blob too short (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(0, true) !== MAGIC) throw new WeightCodecError('not a FedKeeper weight blob (bad magic)');
@@ -49,9 +53,17 @@ export function decodeWeights(bytes: Uint8Array): WeightVector {
   if (bytes.length !== dataStart + n * 4) {
     throw new WeightCodecError(`weight blob has ${bytes.length - dataStart} data bytes, shapes need ${n * 4}`);
   }
+  return { shapes, dataStart, n };
+}
+
+export function decodeWeights(bytes: Uint8Array): WeightVector {
+  const { shapes, dataStart, n } = checkWeightsBlob(bytes);
   const data = new Float32Array(n);
   if (isLittleEndian()) new Uint8Array(data.buffer).set(bytes.subarray(dataStart, dataStart + n * 4));
-  else for (let i = 0; i < n; i++) data[i] = view.getFloat32(dataStart + i * 4, true);
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) data[i] = view.getFloat32(dataStart + i * 4, true);
+  }
   return { shapes, data };
 }
 

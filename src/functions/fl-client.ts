@@ -9,6 +9,7 @@ import type { InvocationContext } from './types.js';
 import { decodeWeights, encodeWeights } from '../fl/codec.js';
 import { FunctionParamsError, requireFields, type ClientParams, type RelayedClientParams } from './params.js';
 import { storeFor } from './shared.js';
+import { globalWeightsFor, partitionFor } from './client-inputs.js';
 
 export async function handler(raw: Record<string, unknown>, ctx: InvocationContext): Promise<Record<string, unknown>> {
   if (raw.relay) return relayed(raw, ctx);
@@ -17,8 +18,8 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
   await initEngine();
   const store = await storeFor(p.store);
   const [global, indices, data] = await Promise.all([
-    store.getGlobalWeights(p.runId, p.round - 1),
-    store.getPartition(p.runId, p.clientId),
+    globalWeightsFor(store, p.runId, p.round - 1, p.globalSha256),
+    partitionFor(store, p, 'fl_client'),
     loadDataset(p.dataset),
   ]);
   if (!global) throw new FunctionParamsError(`fl_client: run ${p.runId} has no global weights for round ${p.round - 1}`);

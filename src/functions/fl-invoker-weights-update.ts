@@ -11,6 +11,7 @@ import { providerFor } from '../providers/factory.js';
 import type { InvocationContext } from './types.js';
 import { FunctionParamsError, requireFields, type RelayedClientParams, type RelayParams } from './params.js';
 import { storeFor } from './shared.js';
+import { globalWeightsFor, partitionFor as clientPartition } from './client-inputs.js';
 import { errorText } from '../providers/error-text.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,11 +20,11 @@ export async function handler(raw: Record<string, unknown>, ctx: InvocationConte
   const p = requireFields<RelayParams>(raw, ['runId', 'store', 'round', 'clientId', 'train', 'target'], RELAY);
   const t0 = performance.now();
   const store = await storeFor(p.store);
-  const [global, indices] = await Promise.all([store.getGlobalWeights(p.runId, p.round - 1), store.getPartition(p.runId, p.clientId)]);
+  const [global, indices] = await Promise.all([globalWeightsFor(store, p.runId, p.round - 1, p.globalSha256), clientPartition(store, p, RELAY)]);
   if (!global) throw new FunctionParamsError(`${RELAY}: run ${p.runId} has no global weights for round ${p.round - 1}`);
   if (!indices) throw new FunctionParamsError(`${RELAY}: run ${p.runId} has no data partition for client ${p.clientId}`);
 
-  const { target, store: _store, ...clientParams } = p;
+  const { target, store: _store, globalSha256: _sha, partition: _partition, ...clientParams } = p;
   const body: RelayedClientParams = {
     ...clientParams,
     relay: { globalWeights: Buffer.from(encodeWeights(global)).toString('base64'), ...(await partitionFor(p, indices)) },

@@ -31,6 +31,13 @@ export interface ClientParams extends CommonParams {
   clientId: number;
   attempt: number;
   train: { optimizer: 'adam' | 'sgd' | 'nadam'; lr: number; localEpochs: number; batchSize: number; seed: number };
+  /**
+   * sha256 (hex) of the global weights of round `round - 1` as fl/codec encodes them: a warm function that fetched
+   * weights with this digest before uses them again instead of reading the store (functions/client-inputs.ts).
+   */
+  globalSha256?: string;
+  /** The client's partition, when small: its indices as uint32 little-endian, base64; else it is read from the store. */
+  partition?: string;
 }
 
 /** The relay (fl_invoker_weights_update): a client's parameters plus where its function lives. */

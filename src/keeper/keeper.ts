@@ -27,6 +27,7 @@ import { PackageSet, packageCacheDir } from './packages.js';
 import { checkRelayedPayloads } from './payloads.js';
 import { buildPlan, RELAY_FUNCTION, type DeploymentPlan } from './plan.js';
 import { preflight, type Preflight } from './preflight.js';
+import { ClientInputs } from './client-inputs.js';
 import { ActivationTracker, type FinishedInvocation, type InvocationRequest } from './tracker.js';
 import { DeploymentHolds, describeUsers } from './holds.js';
 import { HeldLease, LeaseLostError } from './lease.js';
@@ -561,13 +562,21 @@ export class Keeper {
     const tStart = Date.now();
     const cpuStart = process.cpuUsage();
 
+    // The digest of the weights the clients start from and their partitions: warm functions skip those store reads.
+    if (this.clientInputs?.runId !== common.runId || this.clientInputs.store !== store) this.clientInputs = new ClientInputs(store, common.runId);
+    const inputs = this.clientInputs;
+    const globalSha256 = await inputs.globalSha256(round - 1);
+    await inputs.load(selected);
     const request = (clientId: number, attempt: number): InvocationRequest => {
+      const partition = inputs.partition(clientId);
       const params: ClientParams = {
         ...common,
         round,
         clientId,
         attempt,
         train: { optimizer: mp.optim, lr: mp.lr, localEpochs: mp.local_epochs, batchSize: fl.data_sampling.batch_size, seed: hashSeed(fl.seed, 'train', round, clientId) },
+        ...(globalSha256 !== undefined ? { globalSha256 } : {}),
+        ...(partition !== undefined ? { partition } : {}),
       };
       const cluster = this.plan.clusters.get(this.plan.placement[clientId]!)!;
       const functionName = fl.clients_info.client_functions[0]!;
@@ -689,6 +698,8 @@ export class Keeper {
   }
 
   private prometheusRounds: PrometheusRounds | undefined;
+  /** The current run's client inputs (global weights digest, partitions kept as they travel). */
+  private clientInputs: ClientInputs | undefined;
 
   /** The Prometheus servers of the clusters' prometheus_config (telemetry/prometheus-rounds.ts). */
   private prometheus(): PrometheusRounds {

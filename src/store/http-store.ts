@@ -20,7 +20,7 @@
  * the strings "NaN", "Infinity", "-Infinity". Writes answer 204. A missing item answers 404 {error, code:
  * 'not_found'} (→ undefined here); other errors answer {error} with 400, 401, 404, 405, 413, 500 or 503.
  */
-import { decodeWeights, encodeWeights } from '../fl/codec.js';
+import { checkWeightsBlob, decodeWeights, encodeWeights } from '../fl/codec.js';
 import type { WeightVector } from '../fl/weights.js';
 import type { ClientUpdate, FunctionStore } from './types.js';
 import { sortedUniqueIds } from './update-stream.js';
@@ -58,6 +58,12 @@ export type UpdateMeta = Omit<ClientUpdate, 'weights'>;
 
 /** One update record: u32 metaLen | meta JSON | u32 blobLen | codec blob. */
 export function encodeUpdateRecord(u: ClientUpdate): Uint8Array[] {
+  const { weights, ...info } = u;
+  return encodeUpdateRecordBlob(info, encodeWeights(weights));
+}
+
+/** The same record from an update whose weights are an fl/codec blob already (sent as it is, no copy). */
+export function encodeUpdateRecordBlob(u: Omit<ClientUpdate, 'weights'>, blob: Uint8Array): Uint8Array[] {
   const meta: Record<string, unknown> = {
     runId: u.runId,
     round: u.round,
@@ -68,7 +74,6 @@ export function encodeUpdateRecord(u: ClientUpdate): Uint8Array[] {
   if (u.activationId !== undefined) meta['activationId'] = u.activationId;
   if (u.attempt !== undefined) meta['attempt'] = u.attempt;
   const json = new TextEncoder().encode(JSON.stringify(meta));
-  const blob = encodeWeights(u.weights);
   const head = new Uint8Array(4 + json.length + 4);
   const view = new DataView(head.buffer);
   view.setUint32(0, json.length, true);
@@ -196,11 +201,19 @@ export class ChunkReader {
 
   /** One update record (meta validated, weights decoded). */
   async readUpdate(metaLen?: number): Promise<ClientUpdate> {
+    const { blob, ...meta } = await this.readEncodedUpdate(metaLen);
+    return { ...meta, weights: decodeWeights(blob) };
+  }
+
+  /** One update record, its weights left as the blob (checked, not copied unless it spans chunks). */
+  async readEncodedUpdate(metaLen?: number): Promise<UpdateMeta & { blob: Uint8Array }> {
     const len = metaLen ?? (await this.readUint32());
     if (len === 0 || len > MAX_META_BYTES) throw new Error(`bad update record (meta length ${len})`);
     const meta = parseUpdateMeta(await this.read(len));
     const blobLen = await this.readUint32();
-    return { ...meta, weights: decodeWeights(await this.read(blobLen)) };
+    const blob = await this.read(blobLen);
+    checkWeightsBlob(blob);
+    return { ...meta, blob };
   }
 
   private async fill(n: number): Promise<void> {

@@ -14,6 +14,7 @@ import type {
   ActivationStatus,
   ClientUpdate,
   ClientUpdateInfo,
+  EncodedClientUpdate,
   ParameterStore,
   RunInfo,
   RunLease,
@@ -319,11 +320,17 @@ export class SqliteStore implements ParameterStore {
   }
 
   async putClientUpdate(u: ClientUpdate): Promise<void> {
+    const { weights, ...info } = u;
+    return this.putEncodedClientUpdate({ ...info, blob: encodeWeights(weights) });
+  }
+
+  /** The blob goes into the row as it is (the store endpoint checked it). */
+  async putEncodedClientUpdate(u: EncodedClientUpdate): Promise<void> {
     const row = {
       runId: u.runId,
       round: u.round,
       clientId: u.clientId,
-      blob: encodeWeights(u.weights),
+      blob: u.blob,
       numSamples: u.numSamples,
       metricsJson: JSON.stringify(u.metrics),
       activationId: u.activationId ?? null,
@@ -357,6 +364,16 @@ export class SqliteStore implements ParameterStore {
       (chunk) => this.stmt(SQL.getUpdatesFor).all(runId, round, JSON.stringify(chunk)) as UpdateRow[],
       (r) => r.blob.length,
       toUpdate,
+    );
+  }
+
+  /** As streamClientUpdates, the stored blobs handed out as they are (no decoding). */
+  streamEncodedClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<EncodedClientUpdate> {
+    return readInChunks(
+      sortedUniqueIds(clientIds),
+      (chunk) => this.stmt(SQL.getUpdatesFor).all(runId, round, JSON.stringify(chunk)) as UpdateRow[],
+      (r) => r.blob.length,
+      (r) => ({ ...toUpdateInfo(r), blob: r.blob }),
     );
   }
 

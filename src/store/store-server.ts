@@ -14,10 +14,11 @@ import {
   NOT_FOUND_CODE,
   STORE_API_PREFIX,
   encodeUpdateRecord,
+  encodeUpdateRecordBlob,
   uint32FromLE,
   uint32ToLE,
 } from './http-store.js';
-import type { ClientUpdate, FunctionStore } from './types.js';
+import type { ClientUpdate, EncodedClientUpdate, FunctionStore } from './types.js';
 
 export interface StoreServerOptions {
   /** Default 127.0.0.1: the endpoint is for functions on this machine. */
@@ -147,7 +148,7 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
       const round = indexParam('round', parts[3]!);
       if (method !== 'GET') throw methodNotAllowed(res, 'GET');
       const ids = clientsParam(url, true)!;
-      return streamUpdates(res, store.streamClientUpdates(runId, round, ids));
+      return streamUpdates(res, store.streamEncodedClientUpdates ? store.streamEncodedClientUpdates(runId, round, ids) : encodedAsGiven(store.streamClientUpdates(runId, round, ids)));
     }
 
     // runs/{runId}/rounds/{round}/updates[/{clientId}]
@@ -161,7 +162,13 @@ export async function startStoreServer(store: FunctionStore, opts: StoreServerOp
         if (update.runId !== runId || update.round !== round || update.clientId !== clientId) {
           throw new HttpFailure(400, 'update record names another run, round or client than the path');
         }
-        await storeCall(() => store.putClientUpdate(update));
+        // A store that keeps blobs takes the checked blob as it came; any other gets the weights decoded.
+        if (store.putEncodedClientUpdate) await storeCall(() => store.putEncodedClientUpdate!(update));
+        else {
+          const { blob, ...info } = update;
+          const weights = decodeOr400(blob);
+          await storeCall(() => store.putClientUpdate({ ...info, weights }));
+        }
         return sendNoContent(res);
       }
       if (method !== 'GET') throw methodNotAllowed(res, 'GET');
@@ -246,7 +253,7 @@ function decodeOr400(body: Uint8Array) {
   }
 }
 
-async function readUpdateBody(body: Uint8Array): Promise<ClientUpdate> {
+async function readUpdateBody(body: Uint8Array): Promise<EncodedClientUpdate> {
   let done = false;
   const reader = new ChunkReader(async () => {
     if (done) return undefined;
@@ -254,7 +261,7 @@ async function readUpdateBody(body: Uint8Array): Promise<ClientUpdate> {
     return body;
   });
   try {
-    const u = await reader.readUpdate();
+    const u = await reader.readEncodedUpdate();
     if (!(await reader.atEnd())) throw new Error('bytes after the update record');
     return u;
   } catch (e) {
@@ -335,7 +342,7 @@ async function sendUpdates(res: http.ServerResponse, updates: ClientUpdate[]): P
  * store that fails at once answers 500 {error}; a failure after that cuts the answer short (no end mark). When the
  * client goes away the store's stream is ended (return()), which stops its reads.
  */
-async function streamUpdates(res: http.ServerResponse, updates: AsyncIterable<ClientUpdate>): Promise<void> {
+async function streamUpdates(res: http.ServerResponse, updates: AsyncIterable<EncodedClientUpdate>): Promise<void> {
   const it = updates[Symbol.asyncIterator]();
   let next = await storeCall(() => it.next());
   let gone = false;
@@ -343,7 +350,8 @@ async function streamUpdates(res: http.ServerResponse, updates: AsyncIterable<Cl
   res.writeHead(200, { 'content-type': 'application/octet-stream' });
   try {
     while (!next.done) {
-      const [head, blob] = encodeUpdateRecord(next.value);
+      const { blob: stored, ...info } = next.value;
+      const [head, blob] = encodeUpdateRecordBlob(info, stored);
       res.write(head);
       if (!res.write(blob)) await drained(res);
       if (gone || res.destroyed) return;
@@ -355,6 +363,11 @@ async function streamUpdates(res: http.ServerResponse, updates: AsyncIterable<Cl
   } finally {
     if (!next.done) await it.return?.().catch(() => undefined);
   }
+}
+
+/** Updates with decoded weights, each encoded as it is handed out (a store without streamEncodedClientUpdates). */
+async function* encodedAsGiven(updates: AsyncIterable<ClientUpdate>): AsyncGenerator<EncodedClientUpdate> {
+  for await (const { weights, ...info } of updates) yield { ...info, blob: encodeWeights(weights) };
 }
 
 function drained(res: http.ServerResponse): Promise<void> {

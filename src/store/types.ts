@@ -55,6 +55,9 @@ export interface ClientUpdate {
 /** Metadata of a client update without its weights (cheap to list). */
 export type ClientUpdateInfo = Omit<ClientUpdate, 'weights'>;
 
+/** A client update with its weights as an fl/codec blob (checked), for stores that keep the blob as it is. */
+export type EncodedClientUpdate = ClientUpdateInfo & { blob: Uint8Array };
+
 export type ActivationStatus =
   | 'running'
   | 'success'
@@ -108,6 +111,13 @@ export interface FunctionStore {
    * Not one snapshot: each chunk is read as the store is at that moment.
    */
   streamClientUpdates(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<ClientUpdate>;
+  /**
+   * Optional, for a store that keeps updates as fl/codec blobs (the keeper's store endpoint passes blobs through
+   * instead of decoding and encoding each one): putClientUpdate and streamClientUpdates with the weights encoded.
+   * The blob given must be a valid one (fl/codec checkWeightsBlob); the blobs handed out are as they were stored.
+   */
+  putEncodedClientUpdate?(update: EncodedClientUpdate): Promise<void>;
+  streamEncodedClientUpdates?(runId: string, round: number, clientIds: readonly number[]): AsyncIterable<EncodedClientUpdate>;
 
   /** A client's data partition: indices into the training set. A repeated write replaces. */
   putPartition(runId: string, clientId: number, indices: Uint32Array): Promise<void>;

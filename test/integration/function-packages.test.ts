@@ -6,6 +6,9 @@
  * repository fails there, as it would on a real platform.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,6 +177,61 @@ describe('OpenWhisk nodejs:20: the zip in an empty directory, through /init and 
     }
   });
 
+  test('fl_client keeps the global weights by sha256 in its warm container and takes its partition from the params', async () => {
+    const sqlite = new SqliteStore(path.join(dir, 'store-cache.sqlite'));
+    const server = await startStoreServer(sqlite);
+    const counts = new Map<string, number>();
+    const proxy = await countingProxy(server.url, counts);
+    // One container only: every activation below runs warm in the same process.
+    const one = new ContainerPool({ memoryMb: 2048, maxActive: 1, label: 'package cache test' });
+    try {
+      const store = { type: 'http' as const, url: proxy.url, token: server.token };
+      const common = { runId: 'cache-run', store, dataset, model: MODEL };
+      const init = await one.run(await action('fl_server_init'), { ...common, numClients: 4, partition: { kind: 'iid' }, seed: 3 }, meta());
+      assert.equal(init.status, 'success', JSON.stringify(init.result));
+      const global = (await sqlite.getGlobalWeights('cache-run', 0))!;
+      const sha = createHash('sha256').update(encodeWeights(global)).digest('hex');
+      const gets = (what: string) => counts.get(`GET ${what}`) ?? 0;
+      const client = async (clientId: number, extra: Record<string, unknown>) => {
+        const r = await one.run(await action('fl_client'), { ...common, round: 1, clientId, attempt: 1, train: TRAIN, ...extra }, meta());
+        assert.equal(r.status, 'success', JSON.stringify(r.result));
+        return r;
+      };
+
+      await client(0, { globalSha256: sha });
+      assert.equal(gets('global'), 1, 'first activation: fetched');
+      await client(1, { globalSha256: sha });
+      assert.equal(gets('global'), 1, 'second activation, same digest: no fetch');
+      const hit = (await sqlite.getClientUpdate('cache-run', 1, 1))!;
+      await client(1, { globalSha256: 'a'.repeat(64) });
+      assert.equal(gets('global'), 2, 'a digest it does not hold: fetched again');
+      await client(1, {});
+      assert.equal(gets('global'), 3, 'no digest: fetched');
+      const fresh = (await sqlite.getClientUpdate('cache-run', 1, 1))!;
+      assert.deepEqual(Array.from(hit.weights.data), Array.from(fresh.weights.data), 'training on kept weights = training on fetched ones (nothing wrote into them)');
+
+      // The partition in the params: no store read, and it is what the client trains on.
+      const stored = (await sqlite.getPartition('cache-run', 2))!;
+      const partitionsBefore = gets('partitions');
+      const sent = await client(2, { globalSha256: sha, partition: Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).toString('base64') });
+      assert.equal(gets('partitions'), partitionsBefore, 'no partition read');
+      assert.equal(sent.result.numSamples, stored.length);
+      const viaParams = (await sqlite.getClientUpdate('cache-run', 1, 2))!;
+      await client(2, { globalSha256: sha });
+      assert.equal(gets('partitions'), partitionsBefore + 1, 'without it the store is read');
+      const viaStore = (await sqlite.getClientUpdate('cache-run', 1, 2))!;
+      assert.deepEqual(Array.from(viaParams.weights.data), Array.from(viaStore.weights.data), 'the partition in the params trains as the stored one');
+      const sub = new Uint32Array([stored[0]!, stored[1]!, stored[2]!]);
+      const three = await client(3, { partition: Buffer.from(sub.buffer).toString('base64') });
+      assert.equal(three.result.numSamples, 3, 'the params\' partition is the one used');
+    } finally {
+      await one.close();
+      await proxy.close();
+      await server.close();
+      await sqlite.close();
+    }
+  });
+
   test('a package that needs the repository fails as on a real platform (nothing resolves outside the zip)', async () => {
     const zip = zipSync({ 'index.js': strToU8(`const { zipSync } = require('fflate'); exports.main = () => ({ ok: typeof zipSync });`), 'package.json': strToU8('{"main":"index.js"}') });
     const r = await pool.run(
@@ -304,3 +362,27 @@ describe('AWS Lambda: the zip unpacked in an empty directory, run through the Ru
     }
   });
 });
+
+/** An HTTP proxy in front of the store endpoint that counts requests as "METHOD route" (global, partitions, rounds …). */
+async function countingProxy(target: string, counts: Map<string, number>): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    const route = (req.url ?? '').split('?')[0]!.split('/')[4] ?? '';
+    const key = `${req.method} ${route}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const up = http.request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}

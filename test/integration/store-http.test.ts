@@ -8,10 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WeightVector } from '../../src/fl/weights.js';
-import { HttpStore, StoreEndpointError } from '../../src/store/http-store.js';
+import { encodeWeights } from '../../src/fl/codec.js';
+import { HttpStore, StoreEndpointError, encodeUpdateRecord } from '../../src/store/http-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { startStoreServer, type StoreServer } from '../../src/store/store-server.js';
-import type { ClientUpdate, FunctionStore } from '../../src/store/types.js';
+import type { ClientUpdate, EncodedClientUpdate, FunctionStore } from '../../src/store/types.js';
 
 const BIG = 575_000; // float32 values: 2.3 MB per vector
 
@@ -330,4 +331,81 @@ test('global weights served from memory are never stale: a PUT through the endpo
     await srv.close();
     await s.close();
   }
+});
+
+describe('update blobs pass through the endpoint as they are', () => {
+  test('a PUT reaches a blob-keeping store as the blob sent (checked, not re-encoded); the stream hands out the stored blob', async () => {
+    const seen: { put?: Uint8Array; streamed: number } = { streamed: 0 };
+    const inner = new SqliteStore(':memory:');
+    // The SQLite store, watched: what reaches putEncodedClientUpdate, and which stream the server reads.
+    const watched: FunctionStore = Object.assign(Object.create(inner) as FunctionStore, {
+      putEncodedClientUpdate: async (u: EncodedClientUpdate) => {
+        seen.put = Uint8Array.from(u.blob);
+        return inner.putEncodedClientUpdate(u);
+      },
+      putClientUpdate: async () => assert.fail('a blob-keeping store gets the blob, not decoded weights'),
+      streamEncodedClientUpdates: (runId: string, round: number, ids: readonly number[]) => {
+        seen.streamed++;
+        return inner.streamEncodedClientUpdates(runId, round, ids);
+      },
+      streamClientUpdates: () => assert.fail('a blob-keeping store is streamed encoded'),
+    });
+    const s = await startStoreServer(watched);
+    try {
+      const c = new HttpStore({ url: s.url, token: s.token }, { retries: 0 });
+      const u = update('blob', 1, 4, { weights: bigWeights(3), activationId: 'act', attempt: 2 });
+      await c.putClientUpdate(u);
+      assert.ok(seen.put && Buffer.from(seen.put).equals(Buffer.from(encodeWeights(u.weights))), 'the blob as it was sent');
+      const got = [];
+      for await (const x of c.streamClientUpdates('blob', 1, [4, 9])) got.push(x);
+      assert.equal(seen.streamed, 1);
+      assert.equal(got.length, 1);
+      assertSameWeights(got[0]!.weights, u.weights, 'streamed');
+      assert.deepEqual({ ...got[0]!, weights: undefined }, { ...u, weights: undefined });
+
+      // An update record whose blob is not a weight blob is refused (400) before any store sees it.
+      const [head] = encodeUpdateRecord(update('blob', 1, 5));
+      const view = new DataView(head!.buffer, head!.byteOffset, head!.byteLength);
+      const bad = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+      view.setUint32(head!.length - 4, bad.length, true);
+      seen.put = undefined;
+      const res = await fetch(`${s.url}/v1/runs/blob/rounds/1/updates/5`, { method: 'PUT', headers: { authorization: `Bearer ${s.token}` }, body: Buffer.concat([head!, bad]) });
+      assert.equal(res.status, 400);
+      assert.match(((await res.json()) as { error: string }).error, /bad update record: not a FedKeeper weight blob/);
+      assert.equal(seen.put, undefined);
+    } finally {
+      await s.close();
+      await inner.close();
+    }
+  });
+
+  test('a store without the blob methods gets decoded weights and is streamed as before', async () => {
+    const inner = new SqliteStore(':memory:');
+    const plain: FunctionStore = {
+      kind: 'plain',
+      putGlobalWeights: (r, n, w) => inner.putGlobalWeights(r, n, w),
+      getGlobalWeights: (r, n) => inner.getGlobalWeights(r, n),
+      putClientUpdate: (u) => inner.putClientUpdate(u),
+      getClientUpdates: (r, n, ids) => inner.getClientUpdates(r, n, ids),
+      streamClientUpdates: (r, n, ids) => inner.streamClientUpdates(r, n, ids),
+      partitionSizes: (r, ids) => inner.partitionSizes(r, ids),
+      putPartition: (r, c, i) => inner.putPartition(r, c, i),
+      getPartition: (r, c) => inner.getPartition(r, c),
+      close: async () => undefined,
+    };
+    const s = await startStoreServer(plain);
+    try {
+      const c = new HttpStore({ url: s.url, token: s.token }, { retries: 0 });
+      const u = update('plain', 1, 2, { weights: bigWeights(5) });
+      await c.putClientUpdate(u);
+      assertSameWeights((await inner.getClientUpdate('plain', 1, 2))?.weights, u.weights, 'stored');
+      const got = [];
+      for await (const x of c.streamClientUpdates('plain', 1, [2])) got.push(x);
+      assert.equal(got.length, 1);
+      assertSameWeights(got[0]!.weights, u.weights, 'streamed');
+    } finally {
+      await s.close();
+      await inner.close();
+    }
+  });
 });
