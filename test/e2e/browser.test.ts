@@ -134,7 +134,8 @@ test('the live dashboard follows a run step by step and keeps its state across a
   await waitAttr('data-report-rounds', '1');
   await page.waitForFunction(() => [...document.querySelectorAll('#live-report [data-chart]')].every((e) => e.getAttribute('data-rendered') === 'true'));
   assert.ok((await page.locator('#live-report [data-chart]').count()) >= 5);
-  assert.match(await page.locator('#live-status').innerText(), /accuracy 0\.7100/);
+  // The status line comes with the next `state` event (throttled to 4 a second), which may follow the report.
+  await page.waitForFunction(() => /accuracy 0\.7100/.test(document.getElementById('live-status')?.textContent ?? ''));
 
   // A reload after the round: the report is back with no new round needed.
   await page.reload();
