@@ -66,7 +66,9 @@ test('kill -9 in the middle of round 3, then run --resume: same final weights, e
   const dir = path.join(work, 'runs', /run (\S+):/.exec(r.out())![1]!);
   // Killed once the first of round 3's clients has ended (its row in activations/3.csv): 3 clients on 2 containers,
   // so at least one client still has all its training ahead, and then the aggregation.
-  for (let i = 0; i < 3000 && !existsSync(path.join(dir, 'activations', '3.csv')) && r.p.exitCode === null; i++) await new Promise((res) => setTimeout(res, 20));
+  // (The event line is what the check below counts; the keeper writes such lines at the end of the turn they happen in.)
+  const firstEnded = () => existsSync(path.join(dir, 'events.jsonl')) && readFileSync(path.join(dir, 'events.jsonl'), 'utf8').split('\n').some((l) => l.includes('"activation_done"') && l.includes('"round":3') && l.includes('"fl_client"'));
+  for (let i = 0; i < 3000 && !firstEnded() && r.p.exitCode === null; i++) await new Promise((res) => setTimeout(res, 20));
   r.p.kill('SIGKILL');
   await r.done;
   const rows = (file: string) => readFileSync(path.join(dir, file), 'utf8').trim().split('\n');
