@@ -2,6 +2,7 @@
  * Binary codec for WeightVector: magic "FKW1", uint32 LE header length, a JSON header {shapes}, zero padding to a
  * multiple of 4, then the float32 values little-endian. Pure: bytes in, bytes out.
  */
+import { createHash } from 'node:crypto';
 import { type WeightVector, totalSize } from './weights.js';
 
 const MAGIC = 0x31574b46; // "FKW1" read as uint32 LE
@@ -27,6 +28,14 @@ export function encodeWeights(w: WeightVector): Uint8Array {
   if (isLittleEndian()) out.set(le, dataStart);
   else for (let i = 0; i < w.data.length; i++) view.setFloat32(dataStart + i * 4, w.data[i]!, true);
   return out;
+}
+
+/**
+ * sha256 (hex) of weights as encodeWeights encodes them: the digest the keeper names in a client's `globalSha256`,
+ * the one a client computes over the weights it fetched, and summary.json's `final_weights_sha256`.
+ */
+export function weightsSha256(w: WeightVector): string {
+  return createHash('sha256').update(encodeWeights(w)).digest('hex');
 }
 
 /**

@@ -7,17 +7,13 @@
  *    else from the store.
  * Module state lives as long as the function's process (a warm container), as the open stores of shared.ts do.
  */
-import { createHash } from 'node:crypto';
-import { encodeWeights } from '../fl/codec.js';
+import { weightsSha256 } from '../fl/codec.js';
 import type { WeightVector } from '../fl/weights.js';
 import { bytesToUint32, uint32ToBytes } from '../store/partition-bytes.js';
 import type { FunctionStore } from '../store/types.js';
 import { FunctionParamsError } from './params.js';
 
-/** sha256 (hex) of weights as fl/codec encodes them: the digest the keeper names in `globalSha256`. */
-export function weightsSha256(w: WeightVector): string {
-  return createHash('sha256').update(encodeWeights(w)).digest('hex');
-}
+export { weightsSha256 };
 
 let kept: { sha256: string; weights: WeightVector } | undefined;
 /** Store reads of global weights this process made, and the reads it saved (for tests). */

@@ -5,8 +5,7 @@
  * only source of truth; partitions never change within a run (fl_server_init writes them once), so they are read
  * once per client per keeper and kept as they travel (base64).
  */
-import { createHash } from 'node:crypto';
-import { encodeWeights } from '../fl/codec.js';
+import { weightsSha256 } from '../fl/codec.js';
 import { uint32ToBytes } from '../store/partition-bytes.js';
 import type { ParameterStore } from '../store/types.js';
 
@@ -30,7 +29,7 @@ export class ClientInputs {
   /** sha256 (hex) of the fl/codec encoding of the global weights of `round`; undefined when the store has none. */
   async globalSha256(round: number): Promise<string | undefined> {
     const w = await this.store.getGlobalWeights(this.runId, round);
-    return w ? createHash('sha256').update(encodeWeights(w)).digest('hex') : undefined;
+    return w ? weightsSha256(w) : undefined;
   }
 
   /** Reads the partitions of these clients not read yet. */

@@ -4,13 +4,13 @@
  * failed ones, aggregate), stops at the target accuracy or max_rounds, writes the run directory, and removes the
  * functions when asked.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { redactConfig } from '../config/index.js';
 import type { FedKeeperConfig } from '../config/types.js';
-import { encodeWeights } from '../fl/codec.js';
+import { weightsSha256 } from '../fl/codec.js';
 import { hashSeed } from '../fl/rng.js';
 import { selectClients } from '../fl/selection.js';
 import type { AggregatorParams, ClientParams, CommonParams, InitParams, RelayParams } from '../functions/params.js';
@@ -475,7 +475,7 @@ export class Keeper {
       }
       if (Object.keys(injected).length) summary.injected_faults = injected;
       const final = await store.getGlobalWeights(runId, summary.rounds);
-      if (final && summary.rounds > 0) summary.final_weights_sha256 = createHash('sha256').update(encodeWeights(final)).digest('hex');
+      if (final && summary.rounds > 0) summary.final_weights_sha256 = weightsSha256(final);
       runDir.summary(summary);
       await store.setRunStatus(runId, status);
       this.stopHook = undefined;
